@@ -1,0 +1,86 @@
+"""The cell contract shared by every recurrent cell.
+
+A cell is three pure functions bundled in a :class:`Cell`:
+
+* ``init(key, in_features, hidden_features) -> params``: a dict of float32 arrays whose layout
+  each cell module documents;
+* ``step(params, carry, x) -> (carry, y)``: one time step on an *unbatched* input ``x`` of shape
+  ``[d]``, in the argument order of :func:`jax.lax.scan` so it can be scanned directly;
+* ``zero_carry(params, dtype) -> carry``: the all-zero initial state for one sequence.
+
+Cells whose recurrence is linear in the state (minGRU, minLSTM) also provide
+``linear_coefficients(params, xs) -> (a, b)`` with ``h_t = a_t * h_{t-1} + b_t``, which lets the
+sequence engine use a parallel :func:`jax.lax.associative_scan` instead of a sequential scan.
+
+Recurrent dropout: if ``params`` contains the key ``"recurrent_dropout_mask"`` (shape ``[h]``,
+added by the sequence engine, never trained), cells multiply the hidden state by it *only where
+it enters a recurrent matrix product*, so one mask per sequence drops the same units at every
+step (Gal & Ghahramani 2016) while the state itself is carried intact.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+Params = dict[str, jax.Array]
+Carry = Any
+
+RECURRENT_DROPOUT_MASK = "recurrent_dropout_mask"
+
+
+class Cell(NamedTuple):
+    """A recurrent cell as pure functions (see the module docstring for the contract)."""
+
+    init: Callable[..., Params]
+    step: Callable[[Params, Carry, jax.Array], tuple[Carry, jax.Array]]
+    zero_carry: Callable[[Params, Any], Carry]
+    linear_coefficients: Optional[Callable[[Params, jax.Array], tuple[jax.Array, jax.Array]]] = None
+    name: str = "cell"
+
+
+def recurrent_input(params: Params, h: jax.Array) -> jax.Array:
+    """The hidden state as it enters a recurrent product, with the recurrent-dropout mask applied."""
+    mask = params.get(RECURRENT_DROPOUT_MASK)
+    return h if mask is None else h * mask.astype(h.dtype)
+
+
+def trainable(params: Params) -> Params:
+    """``params`` without the engine-supplied recurrent-dropout mask."""
+    return {k: v for k, v in params.items() if k != RECURRENT_DROPOUT_MASK}
+
+
+def uniform(key: jax.Array, shape: tuple[int, ...], bound: float) -> jax.Array:
+    """U(-bound, bound) in float32: PyTorch's default for RNN weights with bound 1/sqrt(hidden)."""
+    return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+
+
+def orthogonal_blocks(key: jax.Array, hidden: int, blocks: int, scale: float = 1.0) -> jax.Array:
+    """``[hidden, blocks * hidden]``: ``blocks`` independent orthogonal matrices side by side.
+
+    Each block has every singular value equal to ``scale``, so its spectral radius is ``scale``.
+    """
+    keys = jax.random.split(key, blocks)
+    ortho = jax.nn.initializers.orthogonal(scale)
+    return jnp.concatenate([ortho(k, (hidden, hidden), jnp.float32) for k in keys], axis=1)
+
+
+def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float = 1e-5) -> jax.Array:
+    """LayerNorm over the last axis with statistics in float32: ``scale * (x - mu) / sigma + bias``."""
+    x32 = x.astype(jnp.float32)
+    mean = x32.mean(-1, keepdims=True)
+    var = jnp.square(x32 - mean).mean(-1, keepdims=True)
+    y = (x32 - mean) * jax.lax.rsqrt(var + eps)
+    return (y * scale + bias).astype(x.dtype)
+
+
+def cast(params: Params, dtype: Any) -> Params:
+    """Parameters cast to the computation dtype (parameters are stored in float32)."""
+    return {k: v.astype(dtype) for k, v in params.items()}
+
+
+def input_features(params: Params) -> int:
+    """The input size ``d`` a cell's parameters expect (rows of ``w_i``, or ``w`` for min-cells)."""
+    return params["w_i" if "w_i" in params else "w"].shape[0]

@@ -1,0 +1,140 @@
+"""GRU cells in the two conventions the seeds use.
+
+Both use gate order ``r, z, n`` (PyTorch's) and the same update-gate direction, in which
+``z`` close to 1 *keeps the old state*::
+
+    r_t = sigmoid(x W_ir + h_{t-1} W_hr + b_r)
+    z_t = sigmoid(x W_iz + h_{t-1} W_hz + b_z)
+    h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+They differ in where the reset gate acts on the candidate ``n_t``:
+
+* :func:`gru` (``"reset_after"``: PyTorch, cuDNN, Flax)::
+
+      n_t = tanh(x W_in + b_in + r_t * (h_{t-1} W_hn + b_hn))
+
+* :func:`gru_cho` (``"reset_before"``: Cho et al. 2014, seed 000 §11.1 ``CustomGRU``, seed 001)::
+
+      n_t = tanh(x W_in + (r_t * h_{t-1}) W_hn + b_n)
+
+Seeds 000 and 001 write the interpolation the other way round, ``h_t = (1 - z) h_{t-1} + z n_t``
+(``z`` close to 1 *takes the new candidate*). That is the same function with ``z -> 1 - z``,
+i.e. with the update gate's weights and bias negated (:func:`flip_update_gate` does it).
+
+Parameter layouts (``h`` hidden, ``d`` input)::
+
+    gru:      w_i: [d, 3h]  w_h: [h, 3h]  b: [3h] (= b_ir+b_hr, b_iz+b_hz, b_in)  b_hn: [h]
+    gru_cho:  w_i: [d, 3h]  w_h: [h, 3h]  b: [3h]
+
+Example::
+
+    >>> import jax, jax.numpy as jnp
+    >>> from seqjax.cells import gru
+    >>> cell = gru()
+    >>> params = cell.init(jax.random.key(0), 3, 5)
+    >>> h, y = cell.step(params, cell.zero_carry(params, jnp.float32), jnp.ones(3))
+    >>> y.shape
+    (5,)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+
+from seqjax.cells.base import Cell, Params, orthogonal_blocks, recurrent_input, uniform
+
+
+def _init(key, in_features, hidden_features, recurrent_scale, reset_after: bool) -> Params:
+    h = hidden_features
+    k_i, k_h, k_b, k_n = jax.random.split(key, 4)
+    bound = 1.0 / math.sqrt(h)
+    w_h = (
+        uniform(k_h, (h, 3 * h), bound)
+        if recurrent_scale is None
+        else orthogonal_blocks(k_h, h, 3, recurrent_scale)
+    )
+    params = {
+        "w_i": uniform(k_i, (in_features, 3 * h), bound),
+        "w_h": w_h,
+        "b": uniform(k_b, (3 * h,), bound),
+    }
+    if reset_after:
+        params["b_hn"] = uniform(k_n, (h,), bound)
+    return params
+
+
+def gru_init(key, in_features, hidden_features, *, recurrent_scale=None) -> Params:
+    """U(±1/sqrt(h)) for every weight and bias (PyTorch's default); ``recurrent_scale`` as in
+    :func:`seqjax.cells.lstm.lstm_init`."""
+    return _init(key, in_features, hidden_features, recurrent_scale, reset_after=True)
+
+
+def gru_cho_init(key, in_features, hidden_features, *, recurrent_scale=None) -> Params:
+    """As :func:`gru_init`, without ``b_hn``."""
+    return _init(key, in_features, hidden_features, recurrent_scale, reset_after=False)
+
+
+def gru_step(params: Params, h: jax.Array, x: jax.Array):
+    """Reset-after GRU step (PyTorch/Flax); returns ``(h', h')``."""
+    x_r, x_z, x_n = jnp.split(x @ params["w_i"] + params["b"], 3, axis=-1)
+    h_r, h_z, h_n = jnp.split(recurrent_input(params, h) @ params["w_h"], 3, axis=-1)
+    r = jax.nn.sigmoid(x_r + h_r)
+    z = jax.nn.sigmoid(x_z + h_z)
+    n = jnp.tanh(x_n + r * (h_n + params["b_hn"]))
+    h = (1.0 - z) * n + z * h
+    return h, h
+
+
+def gru_cho_step(params: Params, h: jax.Array, x: jax.Array):
+    """Reset-before GRU step (Cho et al. 2014); returns ``(h', h')``.
+
+    The candidate needs ``r`` first, so the recurrent product is split in two: the ``r, z``
+    columns, then the ``n`` columns applied to ``r * h``.
+    """
+    hidden = h.shape[-1]
+    x_r, x_z, x_n = jnp.split(x @ params["w_i"] + params["b"], 3, axis=-1)
+    h_in = recurrent_input(params, h)
+    h_r, h_z = jnp.split(h_in @ params["w_h"][:, : 2 * hidden], 2, axis=-1)
+    r = jax.nn.sigmoid(x_r + h_r)
+    z = jax.nn.sigmoid(x_z + h_z)
+    n = jnp.tanh(x_n + (r * h_in) @ params["w_h"][:, 2 * hidden :])
+    h = (1.0 - z) * n + z * h
+    return h, h
+
+
+def gru_zero_carry(params: Params, dtype=jnp.float32) -> jax.Array:
+    return jnp.zeros(params["w_h"].shape[:1], dtype)
+
+
+def flip_update_gate(params: Params) -> Params:
+    """Negate the update gate's weights and bias, turning ``z`` into ``1 - z``.
+
+    Use it to load weights trained with the seeds' ``h = (1 - z) h_prev + z n`` convention.
+    """
+    hidden = params["w_h"].shape[0]
+    z = slice(hidden, 2 * hidden)
+    return params | {k: params[k].at[..., z].multiply(-1.0) for k in ("w_i", "w_h", "b")}
+
+
+def gru(*, recurrent_scale: float | None = None) -> Cell:
+    """The reset-after GRU (PyTorch, cuDNN, Flax ``GRUCell``)."""
+    return Cell(
+        init=functools.partial(gru_init, recurrent_scale=recurrent_scale),
+        step=gru_step,
+        zero_carry=gru_zero_carry,
+        name="gru",
+    )
+
+
+def gru_cho(*, recurrent_scale: float | None = None) -> Cell:
+    """The reset-before GRU (Cho et al. 2014; seeds 000 and 001)."""
+    return Cell(
+        init=functools.partial(gru_cho_init, recurrent_scale=recurrent_scale),
+        step=gru_cho_step,
+        zero_carry=gru_zero_carry,
+        name="gru_cho",
+    )

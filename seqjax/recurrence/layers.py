@@ -1,0 +1,158 @@
+"""Bidirectional and stacked recurrent layers built on :func:`seqjax.recurrence.rnn`.
+
+A layer's parameters are either one cell's params (unidirectional) or
+``{"forward": params, "backward": params}`` (bidirectional); a stack is a list of layers. This is
+the layout :mod:`seqjax.interop.torch` produces for multi-layer, bidirectional PyTorch modules.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from seqjax import _checks
+from seqjax.cells.base import Cell, Params
+from seqjax.recurrence.scan import rnn
+
+MERGES = ("concat", "sum")
+
+
+def zero_padding(xs: jax.Array, seq_lengths: jax.Array | None) -> jax.Array:
+    """``xs`` ``[b, t, ...]`` with the steps at or beyond each sequence's length set to zero."""
+    if seq_lengths is None:
+        return xs
+    valid = jnp.arange(xs.shape[1])[None, :] < seq_lengths[:, None]
+    return jnp.where(valid[..., None], xs, jnp.zeros_like(xs))
+
+
+def is_bidirectional(layer_params) -> bool:
+    return isinstance(layer_params, dict) and set(layer_params) == {"forward", "backward"}
+
+
+def bidirectional(
+    cell: Cell,
+    params: dict[str, Params],
+    xs: jax.Array,
+    *,
+    seq_lengths: jax.Array | None = None,
+    initial_carry: tuple[Any, Any] | None = None,
+    return_carry: bool = False,
+    merge: str = "concat",
+    **rnn_kwargs,
+):
+    """Run ``params["forward"]`` forwards and ``params["backward"]`` backwards over ``xs``.
+
+    Outputs are aligned in time and merged: ``"concat"`` gives ``[b, t, 2h]`` (forward features
+    first, as PyTorch and Flax's ``Bidirectional``), ``"sum"`` gives ``[b, t, h]``. The carry is
+    the pair ``(forward_carry, backward_carry)``; the backward carry is the state after reading
+    ``x_0``. ``rnn_kwargs`` (``unroll``, ``dtype``, ``parallel``, recurrent dropout...) go to both
+    directions; a ``dropout_key`` is split between them.
+    """
+    _checks.choice("merge", merge, MERGES)
+    if not is_bidirectional(params):
+        raise ValueError(
+            "params for a bidirectional layer must be {'forward': ..., 'backward': ...}; "
+            f"got keys {sorted(params) if isinstance(params, dict) else type(params).__name__}."
+        )
+    carry_f, carry_b = (None, None) if initial_carry is None else initial_carry
+    key = rnn_kwargs.pop("dropout_key", None)
+    key_f, key_b = (None, None) if key is None else jax.random.split(key)
+    common = dict(seq_lengths=seq_lengths, return_carry=True, **rnn_kwargs)
+    carry_f, ys_f = rnn(cell, params["forward"], xs, initial_carry=carry_f, dropout_key=key_f, **common)
+    carry_b, ys_b = rnn(
+        cell, params["backward"], xs, initial_carry=carry_b, dropout_key=key_b,
+        reverse=True, keep_order=True, **common,
+    )
+    ys = jnp.concatenate([ys_f, ys_b], axis=-1) if merge == "concat" else ys_f + ys_b
+    return ((carry_f, carry_b), ys) if return_carry else ys
+
+
+def stacked_init(
+    cell: Cell,
+    key: jax.Array,
+    in_features: int,
+    hidden_features: int,
+    num_layers: int,
+    *,
+    bidirectional: bool = False,
+    merge: str = "concat",
+) -> list:
+    """Parameters for ``num_layers`` layers; layer ``l > 0`` reads the previous layer's output."""
+    _checks.positive_int("num_layers", num_layers)
+    width = 2 * hidden_features if bidirectional and merge == "concat" else hidden_features
+    layers = []
+    for layer, layer_key in enumerate(jax.random.split(key, num_layers)):
+        d = in_features if layer == 0 else width
+        if bidirectional:
+            k_f, k_b = jax.random.split(layer_key)
+            layers.append({"forward": cell.init(k_f, d, hidden_features),
+                           "backward": cell.init(k_b, d, hidden_features)})
+        else:
+            layers.append(cell.init(layer_key, d, hidden_features))
+    return layers
+
+
+def stacked(
+    cell: Cell,
+    layers: Sequence,
+    xs: jax.Array,
+    *,
+    seq_lengths: jax.Array | None = None,
+    initial_carry: Sequence | None = None,
+    return_carry: bool = False,
+    dropout: float = 0.0,
+    dropout_key: jax.Array | None = None,
+    recurrent_dropout: float = 0.0,
+    residual: bool = False,
+    merge: str = "concat",
+    **rnn_kwargs,
+):
+    """Run a stack of (optionally bidirectional) layers.
+
+    ``dropout`` is applied to every layer's output except the last (PyTorch's ``dropout=``),
+    with a fresh mask per element; ``recurrent_dropout`` inside each layer (one mask per
+    sequence). Both need ``dropout_key``; without a key (evaluation) there is no dropout.
+    ``residual=True`` adds each layer's input to its output where their widths match
+    (``x_{l+1} = layer_l(x_l) + x_l``); a width mismatch raises. The carry is a list, one per
+    layer.
+    """
+    _checks.probability("dropout", dropout)
+    if not len(layers):
+        raise ValueError("layers must hold at least one layer's parameters; got an empty list.")
+    if initial_carry is not None and len(initial_carry) != len(layers):
+        raise ValueError(
+            f"initial_carry must hold one carry per layer ({len(layers)}); got {len(initial_carry)}."
+        )
+    keys = (
+        [None] * len(layers) if dropout_key is None else list(jax.random.split(dropout_key, len(layers)))
+    )
+    carries = []
+    for index, (layer, key) in enumerate(zip(layers, keys)):
+        drop_key, rec_key = (None, None) if key is None else jax.random.split(key)
+        kwargs = dict(
+            seq_lengths=seq_lengths,
+            initial_carry=None if initial_carry is None else initial_carry[index],
+            return_carry=True,
+            recurrent_dropout=recurrent_dropout,
+            dropout_key=rec_key,
+            **rnn_kwargs,
+        )
+        if is_bidirectional(layer):
+            carry, ys = bidirectional(cell, layer, xs, merge=merge, **kwargs)
+        else:
+            carry, ys = rnn(cell, layer, xs, **kwargs)
+        if residual:
+            if ys.shape[-1] != xs.shape[-1]:
+                raise ValueError(
+                    f"residual=True needs layer {index}'s output width ({ys.shape[-1]}) to equal "
+                    f"its input width ({xs.shape[-1]})."
+                )
+            ys = ys + zero_padding(xs, seq_lengths)
+        if dropout and drop_key is not None and index < len(layers) - 1:
+            keep = jax.random.bernoulli(drop_key, 1.0 - dropout, ys.shape)
+            ys = jnp.where(keep, ys / (1.0 - dropout), jnp.zeros_like(ys))
+        carries.append(carry)
+        xs = ys
+    return (carries, xs) if return_carry else xs

@@ -1,0 +1,1 @@
+"""Weight converters from and to other frameworks (no framework import needed)."""

@@ -79,3 +79,102 @@ def copy_memory(
 def copy_baseline(lag: int, num_symbols: int = 10) -> float:
     """Cross-entropy (nats per step) of the memoryless copy-task strategy described above."""
     return num_symbols * math.log(COPY_SYMBOLS) / (lag + 2 * num_symbols)
+
+
+def sequence_reversal(
+    key: jax.Array, batch: int, length: int, vocab_size: int = 10
+) -> tuple[jax.Array, jax.Array]:
+    """Tokens ``[b, t]`` drawn uniformly from ``0..vocab_size-1`` and their reversal as targets.
+
+    The per-step chance cross-entropy is ``log(vocab_size)``.
+    """
+    _checks.positive_int("batch", batch)
+    _checks.positive_int("length", length)
+    _checks.positive_int("vocab_size", vocab_size)
+    tokens = jax.random.randint(key, (batch, length), 0, vocab_size)
+    return tokens, tokens[:, ::-1]
+
+
+def ends_with_pattern(
+    key: jax.Array, batch: int, length: int, *, vocab_size: int = 5, pattern=(1, 2, 3)
+) -> tuple[jax.Array, jax.Array]:
+    """Seed 000 E1's "does the sequence end with [1, 2, 3]?" task, with balanced classes.
+
+    The seed draws tokens iid, so only 1 in 125 sequences is positive and an all-negative classifier
+    scores 99.2%. Here exactly half the batch (rounded down) is positive: its last tokens are set to
+    ``pattern``; in the other half the last token is redrawn, where needed, so that the sequence
+    does *not* end with the pattern. Chance accuracy is 0.5. Returns tokens ``[b, t]`` int32 and
+    labels ``[b]`` int32 in a random order.
+    """
+    _checks.positive_int("batch", batch)
+    pattern = jnp.asarray(pattern, jnp.int32)
+    if length < pattern.shape[0]:
+        raise ValueError(f"length must be >= len(pattern) = {pattern.shape[0]}; got {length}.")
+    if vocab_size < 2 or int(pattern.max()) >= vocab_size or int(pattern.min()) < 0:
+        raise ValueError(f"pattern tokens must lie in [0, vocab_size={vocab_size}); got {pattern.tolist()}.")
+    k_tokens, k_fix, k_order = jax.random.split(key, 3)
+    tokens = jax.random.randint(k_tokens, (batch, length), 0, vocab_size)
+    labels = (jnp.arange(batch) < batch // 2).astype(jnp.int32)
+    n = pattern.shape[0]
+    tail = jnp.where(labels[:, None] == 1, pattern, tokens[:, -n:])
+    # A negative that matches by chance gets a different last token (shifted by 1..vocab-1).
+    matches = jnp.all(tail == pattern, axis=1) & (labels == 0)
+    shift = jax.random.randint(k_fix, (batch,), 1, vocab_size)
+    last = jnp.where(matches, (tail[:, -1] + shift) % vocab_size, tail[:, -1])
+    tokens = tokens.at[:, -n:].set(tail).at[:, -1].set(last)
+    order = jax.random.permutation(k_order, batch)
+    return tokens[order], labels[order]
+
+
+def noisy_sines(
+    key: jax.Array,
+    batch: int,
+    length: int,
+    *,
+    frequencies=(0.1, 0.05),
+    amplitudes=(0.8, 0.2),
+    noise: float = 0.2,
+) -> tuple[jax.Array, jax.Array]:
+    """Windows of a multi-tone sine with Gaussian noise, and the next value to forecast.
+
+    ``s_t = sum_k A_k sin(w_k t + phi_k) + noise * N(0, 1)`` with a random phase ``phi_k`` per
+    window and tone (seed 000 E14 uses ``0.8 sin(0.1 t) + 0.2 sin(0.05 t) + 0.2 N(0, 1)``).
+    Returns ``xs`` ``[b, length, 1]`` (steps ``0..length-1``) and ``ys`` ``[b]`` (step ``length``).
+    The noise alone makes ``noise**2`` the lowest reachable MSE.
+    """
+    _checks.positive_int("batch", batch)
+    _checks.positive_int("length", length)
+    if len(frequencies) != len(amplitudes):
+        raise ValueError(
+            f"frequencies and amplitudes must have the same length; got {len(frequencies)} and "
+            f"{len(amplitudes)}."
+        )
+    k_phase, k_noise = jax.random.split(key)
+    freqs = jnp.asarray(frequencies, jnp.float32)
+    amps = jnp.asarray(amplitudes, jnp.float32)
+    phases = jax.random.uniform(k_phase, (batch, 1, freqs.shape[0]), maxval=2 * math.pi)
+    t = jnp.arange(length + 1, dtype=jnp.float32)[None, :, None]
+    clean = jnp.sum(amps * jnp.sin(freqs * t + phases), axis=-1)
+    series = clean + noise * jax.random.normal(k_noise, clean.shape)
+    return series[:, :length, None], series[:, length]
+
+
+def delayed_match_to_sample(
+    key: jax.Array, batch: int, length: int, features: int = 8
+) -> tuple[jax.Array, jax.Array]:
+    """Delayed match-to-sample (seed 000 §11.4, ``simulate_wm_task``), with labels to learn.
+
+    Step 0 is the sample ``~ U(0, 1)^features``, steps ``1..length-2`` are distractors from the
+    same distribution, and the last step is the probe: the sample itself (match, label 1) with
+    probability 1/2, otherwise a fresh draw (label 0). Chance accuracy is 0.5. Returns ``xs``
+    ``[b, length, features]`` and ``labels`` ``[b]`` int32.
+    """
+    _checks.positive_int("batch", batch)
+    _checks.positive_int("features", features)
+    if length < 2:
+        raise ValueError(f"length must be >= 2 (sample and probe); got {length}.")
+    k_xs, k_match = jax.random.split(key)
+    xs = jax.random.uniform(k_xs, (batch, length, features))
+    labels = jax.random.bernoulli(k_match, 0.5, (batch,)).astype(jnp.int32)
+    probe = jnp.where(labels[:, None] == 1, xs[:, 0], xs[:, -1])
+    return xs.at[:, -1].set(probe), labels

@@ -8,7 +8,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seqjax.data import COPY_VOCAB, adding_baseline_mse, adding_problem, copy_baseline, copy_memory
+from seqjax.data import (
+    COPY_VOCAB,
+    adding_baseline_mse,
+    adding_problem,
+    copy_baseline,
+    copy_memory,
+    delayed_match_to_sample,
+    ends_with_pattern,
+    noisy_sines,
+    sequence_reversal,
+)
 
 
 def test_adding_problem_structure_and_determinism():
@@ -65,3 +75,31 @@ def test_copy_baseline_is_the_memoryless_cross_entropy(lag):
 def test_bad_arguments_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_sequence_reversal():
+    tokens, targets = sequence_reversal(jax.random.key(0), 4, 7, vocab_size=6)
+    np.testing.assert_array_equal(np.asarray(targets), np.asarray(tokens)[:, ::-1])
+    assert int(tokens.max()) < 6
+
+
+def test_ends_with_pattern_is_balanced_and_labels_are_true():
+    tokens, labels = ends_with_pattern(jax.random.key(0), 1000, 10)
+    assert int(labels.sum()) == 500
+    ends = np.all(np.asarray(tokens)[:, -3:] == np.array([1, 2, 3]), axis=1)
+    np.testing.assert_array_equal(ends, np.asarray(labels) == 1)
+    chex.assert_trees_all_equal(ends_with_pattern(jax.random.key(0), 1000, 10), (tokens, labels))
+
+
+def test_noisy_sines_continue_the_window():
+    xs, ys = noisy_sines(jax.random.key(0), 3, 20, noise=0.0, frequencies=(0.1,), amplitudes=(1.0,))
+    chex.assert_shape((xs, ys), ((3, 20, 1), (3,)))
+    # Noise-free single tone: s_{t+1} = 2 cos(w) s_t - s_{t-1} holds exactly for a sinusoid.
+    np.testing.assert_allclose(ys, 2 * np.cos(0.1) * xs[:, -1, 0] - xs[:, -2, 0], atol=1e-5)
+
+
+def test_delayed_match_to_sample_labels():
+    xs, labels = delayed_match_to_sample(jax.random.key(0), 400, 6, features=4)
+    matches = np.all(np.asarray(xs[:, -1]) == np.asarray(xs[:, 0]), axis=1)
+    np.testing.assert_array_equal(matches, np.asarray(labels) == 1)
+    assert 150 < int(labels.sum()) < 250

@@ -75,11 +75,12 @@ def elman_zero_carry(params: Params, dtype=jnp.float32) -> jax.Array:
     return jnp.zeros(params["w_h"].shape[:1], dtype)
 
 
-def elman(activation: str = "tanh") -> Cell:
-    """The Elman cell with ``activation`` in ``{"tanh", "relu"}``."""
+def elman(activation: str = "tanh", *, recurrent_scale: float | None = None) -> Cell:
+    """The Elman cell with ``activation`` in ``{"tanh", "relu"}``; ``recurrent_scale`` as in
+    :func:`elman_init`."""
     _checks.choice("activation", activation, tuple(ACTIVATIONS))
     return Cell(
-        init=elman_init,
+        init=functools.partial(elman_init, recurrent_scale=recurrent_scale),
         step=functools.partial(elman_step, activation=activation),
         zero_carry=elman_zero_carry,
         name=f"elman_{activation}",

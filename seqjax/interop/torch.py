@@ -84,14 +84,18 @@ def from_torch(state_dict: Mapping[str, np.ndarray], kind: str) -> tuple[Cell, l
         for reverse in directions:
             if (layer, reverse) not in parsed:
                 raise ValueError(f"state_dict has no parameters for layer {layer}, reverse={reverse}.")
-            converted.append(_layer_from_torch(parsed[(layer, reverse)], kind, gates))
+            where = f"layer {layer}" + (" (reverse)" if reverse else "")
+            converted.append(_layer_from_torch(parsed[(layer, reverse)], kind, gates, where))
         layers.append(
             {"forward": converted[0], "backward": converted[1]} if bidirectional else converted[0]
         )
     return make_cell(), layers
 
 
-def _layer_from_torch(tensors: dict[str, np.ndarray], kind: str, gates: int) -> dict:
+def _layer_from_torch(tensors: dict[str, np.ndarray], kind: str, gates: int, where: str) -> dict:
+    missing = [name for name in ("weight_ih", "weight_hh") if name not in tensors]
+    if missing:
+        raise ValueError(f"state_dict has no {' or '.join(missing)} for {where}.")
     w_ih, w_hh = tensors["weight_ih"], tensors["weight_hh"]
     hidden = w_hh.shape[1]
     if w_ih.shape[0] != gates * hidden or w_hh.shape[0] != gates * hidden:
@@ -131,7 +135,20 @@ def to_torch(layers: list, kind: str) -> dict[str, np.ndarray]:
                     f"layer {index} has parameters torch.nn.{kind.upper()} cannot hold: {sorted(extra)} "
                     "(peephole and layer-norm variants have no PyTorch equivalent)."
                 )
+            gates = KINDS[kind][0]
             hidden = params["w_h"].shape[0]
+            if params["w_h"].shape[1] != gates * hidden:
+                raise ValueError(
+                    f"layer {index}: w_h has shape {tuple(params['w_h'].shape)}, but torch.nn."
+                    f"{kind.upper()} needs [{hidden}, {gates} * {hidden}]; are these parameters of "
+                    "another kind of cell?"
+                )
+            if (kind == "gru") != ("b_hn" in params):
+                raise ValueError(
+                    f"layer {index}: torch.nn.GRU is the reset-after GRU and needs b_hn; "
+                    + ("the reset-before GRU (gru_cho) has no PyTorch equivalent."
+                       if kind == "gru" else f"b_hn belongs to a GRU, not to {kind}.")
+                )
             b = np.array(params["b"], np.float32)
             b_hh = np.zeros_like(b)
             if kind == "gru":

@@ -84,3 +84,70 @@ def probability(name: str, value: float) -> None:
 def positive_int(name: str, value: Any) -> None:
     if not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
+def nonnegative_int(name: str, value: Any) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
+
+
+def divides(name: str, value: int, other_name: str, other: int) -> None:
+    """Check that ``value`` divides ``other`` (for example kv heads dividing query heads)."""
+    if other % value != 0:
+        raise ValueError(
+            f"{name} = {value} must divide {other_name} = {other}; got remainder {other % value}."
+        )
+
+
+def integer_array(name: str, x: Any, *, shape: tuple[int, ...] | None = None, layout: str = "") -> jax.Array:
+    """Return ``x`` as an integer array, optionally of exactly ``shape``."""
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.integer):
+        raise ValueError(f"{name} must hold integers; got dtype {x.dtype}.")
+    if shape is not None and tuple(x.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {layout} = {tuple(shape)}; got {tuple(x.shape)}.")
+    return x
+
+
+def boolean_mask(name: str, mask: Any, target: tuple[int, ...], layout: str) -> jax.Array:
+    """Check that ``mask`` is boolean and broadcasts to ``target`` (axes named by ``layout``).
+
+    Only the size-1-or-equal rule of broadcasting is allowed, aligned from the right, and the rank
+    may not exceed ``len(target)``: a ``[batch, kv_len]`` padding mask given where
+    ``[batch, heads, q_len, kv_len]`` is meant is refused unless its axes happen to fit, so build
+    padding masks with :func:`seqjax.attention.padding_mask`.
+    """
+    if not hasattr(mask, "shape") or not hasattr(mask, "dtype"):
+        mask = jnp.asarray(mask)
+    if mask.dtype != jnp.bool_:
+        raise ValueError(
+            f"{name} must be a boolean array (True = may attend); got dtype {mask.dtype}. "
+            "Convert PyTorch masks with seqjax.attention.from_torch_additive_mask / "
+            "from_torch_key_padding_mask, or compare an integer mask with != 0."
+        )
+    shape = tuple(mask.shape)
+    fits = len(shape) <= len(target) and all(
+        m in (1, t) for m, t in zip(shape[::-1], target[::-1])
+    )
+    if not fits:
+        raise ValueError(
+            f"{name} with shape {shape} does not broadcast to {layout} = {tuple(target)}. "
+            "Masks broadcast from the right: a key-padding mask is [batch, 1, 1, kv_len] "
+            "(see padding_mask), a causal mask [1, 1, q_len, kv_len]."
+        )
+    return mask
+
+
+def broadcastable_float(name: str, x: Any, target: tuple[int, ...], layout: str) -> jax.Array:
+    """Check that ``x`` is floating point and broadcasts to ``target`` (like :func:`boolean_mask`)."""
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ValueError(f"{name} must be a floating-point array; got dtype {x.dtype}.")
+    shape = tuple(x.shape)
+    if len(shape) > len(target) or not all(m in (1, t) for m, t in zip(shape[::-1], target[::-1])):
+        raise ValueError(
+            f"{name} with shape {shape} does not broadcast to {layout} = {tuple(target)}."
+        )
+    return x

@@ -44,16 +44,17 @@ Why
 
 Result (default run, 2 CPU cores, float32; numbers in ``metrics.json``)
     At initialisation the tanh RNN's gradient falls below 1e-6 of ``||dL/dh_T||`` by lag 20 at
-    ``r = 0.5`` (0.49 per step) and lag 53 at ``r = 0.8``, and explodes at ``r = 1.5`` and 2
-    (x6e3 and x2e12 at lag 199). At ``r = 1.2`` it neither vanishes nor explodes (0.99 per
+    ``r = 0.5`` (0.49 per step) and lag 54 at ``r = 0.8``, and explodes at ``r = 1.5`` and 2
+    (x1.1e4 and x3.2e12 at lag 199). At ``r = 1.2`` it neither vanishes nor explodes (0.99 per
     step): tanh saturation (mean ``1 - h^2`` of 0.78) cancels the excess gain, so "radius > 1
     means explosion" is not what a tanh RNN does. The LSTM decays far more slowly (lag 70 at
-    ``r = 0.5``, 145 at 0.8, never within 200 steps from ``r = 1``; at most x32 at ``r = 2``);
+    ``r = 0.5``, 145 at 0.8, never within 200 steps from ``r = 1``; at most x18 at ``r = 2``);
     the GRU with PyTorch's initialisation sits in between (lags 28 to 105 up to ``r = 1.5``).
     After 300 Adam steps no model gets past predicting the mean (loss ~1/6: the adding problem
-    at T = 200 needs far longer training), and the gated models' decay converges to about 0.84
-    to 0.92 per step for every radius up to 1.5 (vanishing by lag 58 to 90), no slower than a
-    tanh RNN at ``r = 1`` (lag 86); the Elman RNN still explodes at ``r = 2``.
+    at T = 200 needs far longer training; the Elman RNN at ``r = 2`` diverges to 1.02), and the
+    gated models' decay converges to 0.82 to 0.93 per step for every radius up to 1.5
+    (vanishing by lag 57 to 87), no slower than a tanh RNN at ``r = 1`` (lag 92); the Elman RNN
+    still explodes at ``r = 2``.
 
 Run::
 

@@ -1,6 +1,30 @@
-"""Experiment plumbing: the command line from a config dataclass, run directories, progress bars.
+"""Training: optax steps, schedules, clipping, losses, checkpoints, sharding; and experiment plumbing.
 
-Experiments (``python -m experiments.<name>``) are built from three pieces::
+The training core (each module is one idea, small enough to read at once)::
+
+    step.py            make_train_step / make_eval_step: pure jitted updates of a parameter pytree
+                       (accumulation, bfloat16 mixed precision, remat, donation)
+    losses.py          masked cross-entropy with label smoothing, MSE, bits per character
+    schedules.py       inverse-sqrt (Transformer) warmup, warmup + linear/cosine decay
+    clipping.py        global-norm, value, AGC and running-average-norm clipping
+    optim.py           AdamW with a decay mask, per-group learning rates and freezing
+    early_stopping.py  patience / min_delta as a pure function
+    checkpoint.py      Orbax checkpoints: bit-exact resume, manifests, corrupt-file fallback
+    sharding.py        data parallelism over a 1-D device mesh
+    tensorboard.py     optional TensorBoard writer
+
+A loop::
+
+    graphdef, params, rest = split_params(model)
+    loss_fn = module_loss(graphdef, lambda m, batch, key: cross_entropy(m(batch["x"]), batch["y"]), rest)
+    optimizer = optax.chain(clip_by_global_norm(1.0), adamw(warmup_linear_decay(1e-3, 100, 1000)))
+    step = make_train_step(loss_fn, optimizer, accumulate=2, compute_dtype=jnp.bfloat16)
+    opt_state = optimizer.init(params)
+    for i in range(1000):
+        key, sub = jax.random.split(key)
+        params, opt_state, metrics = step(params, opt_state, batch_at(i), sub)
+
+Experiments (``python -m experiments.<name>``) are built from three more pieces::
 
     args = parse(Config, argv)                           # seqjax.train.cli
     run = RunDir.create("<name>", out=args.out)          # seqjax.train.run_dir
@@ -10,8 +34,51 @@ Experiments (``python -m experiments.<name>``) are built from three pieces::
     run.write_summary({...}); run.save_figure(fig, "curves")
 """
 
+from seqjax.train.checkpoint import Checkpointer, Restored, verify_checkpoint
 from seqjax.train.cli import Args, build_parser, option, parse
+from seqjax.train.clipping import (
+    adaptive_clip,
+    clip_by_global_norm,
+    clip_by_value,
+    ema_norm_clip,
+    make_clipping,
+)
+from seqjax.train.early_stopping import EarlyStopping, early_stopping
+from seqjax.train.losses import bits_per_character, cross_entropy, mse, perplexity, smoothed_targets
+from seqjax.train.optim import (
+    adamw,
+    decay_mask,
+    discriminative,
+    multi_group,
+    param_paths,
+    path_labels,
+)
 from seqjax.train.progress import progress
 from seqjax.train.run_dir import RunDir, environment, to_json
+from seqjax.train.schedules import (
+    inverse_sqrt_warmup,
+    warmup_constant,
+    warmup_cosine_decay,
+    warmup_linear_decay,
+)
+from seqjax.train.sharding import batch_sharding, data_mesh, replicate, replicated, shard_batch
+from seqjax.train.step import (
+    cast_floating,
+    make_eval_step,
+    make_train_step,
+    module_loss,
+    split_params,
+)
+from seqjax.train.tensorboard import log_scalars, tensorboard_available, tensorboard_writer
 
-__all__ = ["Args", "RunDir", "build_parser", "environment", "option", "parse", "progress", "to_json"]
+__all__ = [
+    "Args", "Checkpointer", "EarlyStopping", "Restored", "RunDir",
+    "adamw", "adaptive_clip", "batch_sharding", "bits_per_character", "build_parser",
+    "cast_floating", "clip_by_global_norm", "clip_by_value", "cross_entropy", "data_mesh",
+    "decay_mask", "discriminative", "early_stopping", "ema_norm_clip", "environment",
+    "inverse_sqrt_warmup", "log_scalars", "make_clipping", "make_eval_step", "make_train_step",
+    "module_loss", "mse", "multi_group", "option", "param_paths", "parse", "path_labels",
+    "perplexity", "progress", "replicate", "replicated", "shard_batch", "smoothed_targets",
+    "split_params", "tensorboard_available", "tensorboard_writer", "to_json", "verify_checkpoint",
+    "warmup_constant", "warmup_cosine_decay", "warmup_linear_decay",
+]

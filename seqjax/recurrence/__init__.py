@@ -1,8 +1,8 @@
 """The sequence engine: scan any cell over padded batches, in either direction, stacked, or in
 truncated-BPTT chunks."""
 
-from seqjax.recurrence.layers import bidirectional, is_bidirectional, stacked, stacked_init, zero_padding
-from seqjax.recurrence.scan import rnn, scan_sequence
+from seqjax.recurrence.layers import bidirectional, is_bidirectional, stacked, stacked_init
+from seqjax.recurrence.scan import rnn, scan_sequence, zero_padding
 from seqjax.recurrence.truncated import truncated_bptt
 
 __all__ = [

@@ -14,17 +14,9 @@ import jax.numpy as jnp
 
 from seqjax import _checks
 from seqjax.cells.base import Cell, Params
-from seqjax.recurrence.scan import rnn
+from seqjax.recurrence.scan import rnn, zero_padding
 
 MERGES = ("concat", "sum")
-
-
-def zero_padding(xs: jax.Array, seq_lengths: jax.Array | None) -> jax.Array:
-    """``xs`` ``[b, t, ...]`` with the steps at or beyond each sequence's length set to zero."""
-    if seq_lengths is None:
-        return xs
-    valid = jnp.arange(xs.shape[1])[None, :] < seq_lengths[:, None]
-    return jnp.where(valid[..., None], xs, jnp.zeros_like(xs))
 
 
 def is_bidirectional(layer_params) -> bool:
@@ -81,6 +73,7 @@ def stacked_init(
 ) -> list:
     """Parameters for ``num_layers`` layers; layer ``l > 0`` reads the previous layer's output."""
     _checks.positive_int("num_layers", num_layers)
+    _checks.choice("merge", merge, MERGES)
     width = 2 * hidden_features if bidirectional and merge == "concat" else hidden_features
     layers = []
     for layer, layer_key in enumerate(jax.random.split(key, num_layers)):

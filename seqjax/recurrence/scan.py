@@ -19,6 +19,20 @@ import jax.numpy as jnp
 
 from seqjax import _checks
 from seqjax.cells.base import RECURRENT_DROPOUT_MASK, Cell, Params, cast, input_features
+from seqjax.cells.lstm import LSTMState, lstm_step
+from seqjax.recurrence.fused_lstm import fused_lstm
+
+# The parameter keys of the plain LSTM (no peephole, no layer norm, no dropout mask): the cell
+# that :func:`seqjax.recurrence.fused_lstm.fused_lstm` computes.
+_PLAIN_LSTM_KEYS = frozenset({"w_i", "w_h", "b"})
+
+
+def zero_padding(xs: jax.Array, seq_lengths: jax.Array | None) -> jax.Array:
+    """``xs`` ``[b, t, ...]`` with the steps at or beyond each sequence's length set to zero."""
+    if seq_lengths is None:
+        return xs
+    valid = jnp.arange(xs.shape[1])[None, :] < seq_lengths[:, None]
+    return jnp.where(valid.reshape(*valid.shape, *(1,) * (xs.ndim - 2)), xs, jnp.zeros_like(xs))
 
 
 def _reverse_permutation(time: int, length) -> jax.Array:
@@ -88,7 +102,8 @@ def _associative(cell: Cell, params: Params, xs, h0, valid):
     a_cum, b_cum = jax.lax.associative_scan(compose, (a, b))
     hs = a_cum * h0 + b_cum
     ys = hs if valid is None else jnp.where(valid[:, None], hs, jnp.zeros_like(hs))
-    return hs[-1], ys
+    # An empty time axis leaves the carry as it was (hs[-1] would not exist).
+    return (h0 if xs.shape[0] == 0 else hs[-1]), ys
 
 
 def rnn(
@@ -106,6 +121,7 @@ def rnn(
     dtype: Any = None,
     recurrent_dropout: float = 0.0,
     dropout_key: jax.Array | None = None,
+    fused: bool = True,
 ):
     """Run ``cell`` over a batch ``xs`` ``[b, t, d]``; returns ``ys`` ``[b, t, h]``
     (and the final carry first if ``return_carry``).
@@ -125,6 +141,12 @@ def rnn(
       recurrent_dropout: rate of variational dropout on the recurrent input ``h`` (one mask per
         sequence, the same at every step); needs ``dropout_key``. Zero or no key: no dropout.
       dropout_key: PRNG key for ``recurrent_dropout``.
+      fused: for the plain LSTM cell (``lstm()`` without peephole, layer norm or recurrent
+        dropout), use :func:`seqjax.recurrence.fused_lstm.fused_lstm`: the same values and
+        derivatives (forward and reverse mode), with a backward pass that computes the weight
+        gradients as single products over all steps instead of accumulating them step by step
+        (forward+backward 17-28% faster on a 2-core CPU; see ``benchmarks/recurrent.py``).
+        ``False`` always uses the generic per-example scan. Other cells ignore it.
 
     Example::
 
@@ -141,6 +163,7 @@ def rnn(
     xs = _checks.floating_array("xs", xs, ndim=3, layout="[batch, time, features]")
     _checks.feature_size("xs", xs, input_features(params))
     batch, time, _ = xs.shape
+    _checks.probability("recurrent_dropout", recurrent_dropout)
     if seq_lengths is not None:
         seq_lengths = _checks.seq_lengths("seq_lengths", seq_lengths, batch=batch, time=time)
     if parallel and cell.linear_coefficients is None:
@@ -149,7 +172,9 @@ def rnn(
             f"got cell {cell.name!r}."
         )
     dtype = jnp.dtype(dtype or xs.dtype)
-    xs = xs.astype(dtype)
+    # Padded steps are computed and then discarded; zeroing them first keeps a NaN or inf in the
+    # padding out of the gradients (0 * NaN would otherwise poison every parameter's gradient).
+    xs = zero_padding(xs.astype(dtype), seq_lengths)
     params = cast(params, dtype)
 
     if initial_carry is None:
@@ -158,6 +183,14 @@ def rnn(
     else:
         _check_carry(cell, params, initial_carry, batch)
         initial_carry = jax.tree.map(lambda c: c.astype(dtype), initial_carry)
+
+    if fused and time > 0 and not parallel and cell.step is lstm_step and set(params) == _PLAIN_LSTM_KEYS:
+        if not (recurrent_dropout and dropout_key is not None):
+            carry, ys = _fused_lstm(
+                params, xs, initial_carry, seq_lengths, reverse=reverse, keep_order=keep_order,
+                unroll=unroll,
+            )
+            return (carry, ys) if return_carry else ys
 
     param_axes = {k: None for k in params}
     if recurrent_dropout and dropout_key is not None:
@@ -176,6 +209,27 @@ def rnn(
         params, xs, initial_carry, seq_lengths
     )
     return (carry, ys) if return_carry else ys
+
+
+def _fused_lstm(params, xs, carry, seq_lengths, *, reverse, keep_order, unroll):
+    """:func:`scan_sequence`'s semantics (padding, reverse, keep_order) for the whole batch at
+    once with :func:`fused_lstm`, which is time-major."""
+    time = xs.shape[1]
+    if reverse:
+        if seq_lengths is None:
+            xs = xs[:, ::-1]
+        else:
+            perm = jax.vmap(_reverse_permutation, in_axes=(None, 0))(time, seq_lengths)  # [b, t]
+            xs = jnp.take_along_axis(xs, perm[:, :, None], axis=1)
+    valid = None if seq_lengths is None else jnp.arange(time)[:, None] < seq_lengths[None, :]
+    (h, c), ys = fused_lstm(
+        params["w_i"], params["w_h"], params["b"], xs.swapaxes(0, 1), carry.h, carry.c, valid,
+        unroll,
+    )
+    ys = ys.swapaxes(0, 1)
+    if reverse and keep_order:
+        ys = ys[:, ::-1] if seq_lengths is None else jnp.take_along_axis(ys, perm[:, :, None], axis=1)
+    return LSTMState(h, c), ys
 
 
 def _recurrent_mask(cell: Cell, params: Params, rate: float, key, batch: int) -> jax.Array:

@@ -63,21 +63,30 @@ def truncated_bptt(
     xs = jnp.pad(xs, ((0, 0), (0, padded - time), (0, 0)))
     xs = xs.reshape(batch, chunks, chunk_length, features).swapaxes(0, 1)  # [n, b, k, d]
 
+    # The scan needs one carry dtype throughout: the computation dtype, as rnn uses.
+    dtype = jnp.dtype(rnn_kwargs.get("dtype") or xs.dtype)
     if initial_carry is None:
-        # One zero-length run gives the correctly shaped (and dtyped) zero carry.
-        initial_carry, _ = rnn(cell, params, xs[0, :, :0], return_carry=True, **rnn_kwargs)
+        zero = cell.zero_carry(params, dtype)
+        initial_carry = jax.tree.map(lambda z: jnp.broadcast_to(z, (batch, *z.shape)), zero)
+    else:
+        initial_carry = jax.tree.map(lambda c: jnp.asarray(c).astype(dtype), initial_carry)
 
     def chunk(carry, inputs):
         index, x, lengths = inputs
         # Cut the gradient at every boundary but the first, so the initial carry keeps its own.
-        carry = jax.tree.map(
-            lambda c: jnp.where(index == 0, c, jax.lax.stop_gradient(c)), carry
-        )
-        carry, ys = rnn(
-            cell, params, x, seq_lengths=lengths, initial_carry=carry, return_carry=True,
+        cut = jax.tree.map(lambda c: jnp.where(index == 0, c, jax.lax.stop_gradient(c)), carry)
+        new, ys = rnn(
+            cell, params, x, seq_lengths=lengths, initial_carry=cut, return_carry=True,
             **rnn_kwargs,
         )
-        return carry, ys
+        if lengths is not None:
+            # A sequence that ended in an earlier chunk passes its carry through untouched, so a
+            # loss on the final carry still reaches the chunk where it was last updated.
+            active = lengths > 0
+            new = jax.tree.map(
+                lambda n, c: jnp.where(active.reshape(-1, *(1,) * (n.ndim - 1)), n, c), new, carry
+            )
+        return new, ys
 
     carry, ys = jax.lax.scan(chunk, initial_carry, (jnp.arange(chunks), xs, chunk_lengths))
     ys = ys.swapaxes(0, 1).reshape(batch, padded, -1)[:, :time]

@@ -9,6 +9,11 @@
   causal mask are all applied (B11, B14).
 * :class:`BertModel` (+ :class:`BertForMaskedLM`, :class:`BertForSequenceClassification`) and
   :class:`GPTLanguageModel` (GPT-2), with :class:`BertConfig` / :class:`GPT2Config`.
+* Incremental decoding with a KV cache (:mod:`seqjax.transformer.cache`) on
+  :class:`GPTLanguageModel` and :class:`EncoderDecoder`: ``cache = model.init_cache(...)``,
+  ``logits, cache = model.prefill(cache, prompt)``, ``logits, cache = model.decode_step(cache,
+  tokens)``; ``model.step_fn()`` is that step with the parameters bound, the contract
+  ``step_fn(state, tokens [b]) -> (logits [b, V], state)`` of :mod:`seqjax.decoding`.
 * :func:`count_params`: exact parameter counts with :func:`flax.nnx.eval_shape` (nothing allocated).
 
 Every parameter is an ``nnx.Param`` in nested ``nnx.data`` dicts laid out as the pure functions
@@ -39,6 +44,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable
 
@@ -61,6 +67,7 @@ from seqjax.transformer.blocks import (
     layer_norm,
     layer_norm_init,
 )
+from seqjax.transformer.cache import decoder_stack_cached, encoder_stack_cached, init_stack_cache
 
 # --- helpers ---------------------------------------------------------------------------------------
 
@@ -137,6 +144,24 @@ def _split(key: jax.Array | None, n: int) -> list:
 def _check_length(t: int, max_len: int, what: str) -> None:
     if t > max_len:
         raise ValueError(f"sequence length {t} exceeds {what} = {max_len}; build the model with a longer one.")
+
+
+def _step_tokens(tokens: Any) -> jax.Array:
+    tokens = _checks.integer_array("tokens", tokens)
+    if tokens.ndim != 1:
+        raise ValueError(f"tokens must have shape [batch] (one id per sequence); got {tuple(tokens.shape)}.")
+    return tokens
+
+
+def _cache_options(options: dict) -> dict:
+    """The stack options the cached (inference) path uses: no dropout."""
+    return {k: options[k] for k in ("activation", "norm_first", "eps", "dtype")}
+
+
+def _cache_positions(cache: Any, t: int) -> jax.Array:
+    if not isinstance(cache, dict) or "index" not in cache or "k" not in cache:
+        raise ValueError(f"cache must be the dict of init_cache; got {type(cache).__name__}.")
+    return cache["index"][:, None] + jnp.arange(t, dtype=cache["index"].dtype)
 
 
 def _stack_options(activation, norm_first, dropout_rate, attention_dropout, activation_dropout, eps, dtype):
@@ -380,6 +405,74 @@ class EncoderDecoder(nnx.Module):
         k_enc, k_dec = _split(dropout_key, 2)
         memory, src_valid = self.encode(src, src_lengths=src_lengths, dropout_key=k_enc)
         return self.decode(tgt, memory, src_valid=src_valid, tgt_lengths=tgt_lengths, dropout_key=k_dec)
+
+    # --- incremental decoding (KV cache) ---
+
+    def init_cache(
+        self, memory: jax.Array, max_len: int, *, src_valid: jax.Array | None = None, dtype: Any = None,
+    ) -> dict:
+        """An empty decoding cache for ``max_len`` target positions (``<= self.max_len``) with the
+        cross-attention keys and values of every decoder layer computed once from ``memory``
+        ``[b, s, d]`` (and ``src_valid`` ``[b, s]``, from :meth:`encode`); the layout of
+        :mod:`seqjax.transformer.cache`. ``dtype``: storage dtype (default the model's, or float32)."""
+        _checks.positive_int("max_len", max_len)
+        _check_length(max_len, self.max_len, "max_len")
+        dtype = dtype or self.dtype or jnp.float32
+        return init_stack_cache(self.decoder.stack_params(), memory.shape[0], max_len,
+                                num_heads=self.decoder.num_heads, memory=memory, memory_valid=src_valid, dtype=dtype)
+
+    def init_decode_state(
+        self, src: jax.Array, max_len: int, *, src_lengths: jax.Array | None = None, dtype: Any = None,
+    ) -> dict:
+        """:meth:`encode` then :meth:`init_cache`: the decoding state before the first target token."""
+        memory, src_valid = self.encode(src, src_lengths=src_lengths)
+        return self.init_cache(memory, max_len, src_valid=src_valid, dtype=dtype)
+
+    def _decode_params(self) -> dict:
+        return {"tgt_embedding": self.tgt_embedding[...], "decoder": self.decoder.stack_params(),
+                "output": _values(self.output)}
+
+    def _decode_options(self) -> dict:
+        return dict(d_model=self.d_model, num_heads=self.decoder.num_heads, **_cache_options(self.decoder.options))
+
+    def prefill(
+        self, cache: dict, tgt: jax.Array, *, tgt_lengths: jax.Array | None = None,
+    ) -> tuple[jax.Array, dict]:
+        """Run the decoder on ``tgt`` ``[b, t]`` (positions ``cache["index"]`` on) against the
+        cache: ``(logits [b, t, V_tgt], cache)``, equal to :meth:`decode` on the whole prefix.
+        ``tgt_lengths`` ``[b]``: right padding (the index advances by them). Unlike
+        :meth:`decode`, ``pad_id`` tokens are not masked as keys: pass right padding as
+        ``tgt_lengths``."""
+        tgt = _tokens("tgt", tgt, self.tgt_vocab_size)
+        return _encoder_decoder_cached(self._decode_params(), cache, tgt, tgt_lengths, **self._decode_options())
+
+    def decode_step(self, cache: dict, tokens: jax.Array) -> tuple[jax.Array, dict]:
+        """One decoding step, the :mod:`seqjax.decoding` contract: ``tokens`` ``[b]`` (the
+        previous outputs, BOS first) -> ``(logits [b, V_tgt], cache)``."""
+        tokens = _tokens("tokens", _step_tokens(tokens)[:, None], self.tgt_vocab_size)[:, 0]
+        return _encoder_decoder_step(self._decode_params(), cache, tokens, **self._decode_options())
+
+    def step_fn(self) -> Callable:
+        """A pure ``step_fn(cache, tokens) -> (logits, cache)`` with the current parameter
+        values bound as arrays (a ``functools.partial``: :mod:`seqjax.decoding` traces them as
+        arguments, so new parameter values never recompile)."""
+        return functools.partial(_encoder_decoder_step, self._decode_params(), **self._decode_options())
+
+
+def _encoder_decoder_cached(params, cache, tgt, tgt_lengths=None, *, d_model, num_heads, **options):
+    positions = _cache_positions(cache, tgt.shape[1])
+    table = sinusoidal_table(cache["k"].shape[2], d_model)
+    x = jnp.take(params["tgt_embedding"], tgt, axis=0) * math.sqrt(d_model) + jnp.take(table, positions, axis=0, mode="clip")
+    if options["dtype"] is not None:
+        x = x.astype(options["dtype"])
+    y, cache = decoder_stack_cached(params["decoder"], x, cache, num_heads=num_heads, seq_lengths=tgt_lengths, **options)
+    out = params["output"]
+    return y @ out["w"].astype(y.dtype) + out["b"].astype(y.dtype), cache
+
+
+def _encoder_decoder_step(params, cache, tokens, **options):
+    logits, cache = _encoder_decoder_cached(params, cache, tokens[:, None], **options)
+    return logits[:, 0], cache
 
 
 # --- BERT ------------------------------------------------------------------------------------------
@@ -658,3 +751,84 @@ class GPTLanguageModel(nnx.Module):
         h = self.blocks(x, seq_lengths=seq_lengths, dropout_key=k_blocks)
         w = token.T if self.lm_head is None else self.lm_head[...]
         return h @ w.astype(h.dtype)
+
+    # --- incremental decoding (KV cache) ---
+
+    def init_cache(self, batch: int, max_len: int | None = None, *, dtype: Any = None) -> dict:
+        """An empty KV cache for ``batch`` sequences of up to ``max_len`` positions (default and
+        at most ``n_positions``): ``{"k", "v": [b, n_layer, max_len, n_head, d_head], "index": [b]}``,
+        the layout of :mod:`seqjax.transformer.cache`. ``dtype``: storage dtype (default the
+        model's computation dtype, or float32)."""
+        c = self.config
+        max_len = c.n_positions if max_len is None else max_len
+        _checks.positive_int("max_len", max_len)
+        _check_length(max_len, c.n_positions, "n_positions")
+        dtype = dtype or self.blocks.options["dtype"] or jnp.float32
+        return init_stack_cache(self.blocks.stack_params(), batch, max_len, num_heads=c.n_head, dtype=dtype)
+
+    def _decode_params(self) -> dict:
+        params = {"token_embedding": self.token_embedding[...], "position_embedding": self.position_embedding[...],
+                  "blocks": self.blocks.stack_params()}
+        if self.lm_head is not None:
+            params["lm_head"] = self.lm_head[...]
+        return params
+
+    def _decode_options(self) -> dict:
+        return dict(num_heads=self.config.n_head, **_cache_options(self.blocks.options))
+
+    def prefill(
+        self, cache: dict, input_ids: jax.Array, *, seq_lengths: jax.Array | None = None,
+    ) -> tuple[jax.Array, dict]:
+        """Run ``input_ids`` ``[b, t]`` (a prompt, at positions ``cache["index"]`` on) through the
+        model with the cache: ``(logits [b, t, V], cache)``, equal to the full forward pass on
+        the whole prefix. ``seq_lengths`` ``[b]``: right-padded prompts (the index advances by
+        them, and the next step overwrites the padding). No dropout (inference)."""
+        c = self.config
+        input_ids = _tokens("input_ids", input_ids, c.vocab_size)
+        _check_length(input_ids.shape[1], c.n_positions, "n_positions")
+        if isinstance(cache, dict) and "k" in cache:
+            _check_length(cache["k"].shape[2], c.n_positions, "n_positions (the cache's max_len)")
+        return _gpt_cached(self._decode_params(), cache, input_ids, seq_lengths, **self._decode_options())
+
+    def decode_step(self, cache: dict, tokens: jax.Array) -> tuple[jax.Array, dict]:
+        """One decoding step, the :mod:`seqjax.decoding` contract: ``tokens`` ``[b]`` (the
+        latest token of each sequence) -> ``(next-token logits [b, V], cache)``."""
+        tokens = _tokens("tokens", _step_tokens(tokens)[:, None], self.config.vocab_size)[:, 0]
+        if isinstance(cache, dict) and "k" in cache:
+            _check_length(cache["k"].shape[2], self.config.n_positions, "n_positions (the cache's max_len)")
+        return _gpt_step(self._decode_params(), cache, tokens, **self._decode_options())
+
+    def step_fn(self) -> Callable:
+        """A pure ``step_fn(cache, tokens) -> (logits, cache)`` with the current parameter
+        values bound as arrays (a ``functools.partial``: :mod:`seqjax.decoding` traces them as
+        arguments, so new parameter values never recompile).
+
+        Example::
+
+            >>> import jax.numpy as jnp
+            >>> from flax import nnx
+            >>> from seqjax.decoding import greedy
+            >>> from seqjax.nn.transformer import GPT2Config, GPTLanguageModel
+            >>> model = GPTLanguageModel(GPT2Config(vocab_size=20, n_positions=16, n_embd=8,
+            ...                          n_layer=1, n_head=2), rngs=nnx.Rngs(0))
+            >>> prompt = jnp.ones((2, 4), jnp.int32)
+            >>> _, cache = model.prefill(model.init_cache(2, 16), prompt[:, :-1])
+            >>> out = greedy(model.step_fn(), cache, prompt[:, -1], 8)
+            >>> out.sequences.shape
+            (2, 8)
+        """
+        return functools.partial(_gpt_step, self._decode_params(), **self._decode_options())
+
+
+def _gpt_cached(params, cache, input_ids, seq_lengths=None, *, num_heads, **options):
+    positions = _cache_positions(cache, input_ids.shape[1])
+    token = params["token_embedding"]
+    x = token[input_ids] + jnp.take(params["position_embedding"], positions, axis=0, mode="clip")
+    h, cache = encoder_stack_cached(params["blocks"], x, cache, num_heads=num_heads, seq_lengths=seq_lengths, **options)
+    w = params["lm_head"] if "lm_head" in params else token.T
+    return h @ w.astype(h.dtype), cache
+
+
+def _gpt_step(params, cache, tokens, **options):
+    logits, cache = _gpt_cached(params, cache, tokens[:, None], **options)
+    return logits[:, 0], cache

@@ -1,5 +1,12 @@
-"""Data: synthetic tasks with exact generators (and, later, tokenizers, batching and loaders)."""
+"""Data: synthetic tasks, tokenizers, batching/padding, and corpora shipped by installed packages.
 
+``synthetic`` (exact task generators, JAX), ``tokenizers`` (character, word and BPE, pure
+Python), ``batching`` (padding, length bucketing, stream windows for stateful training; NumPy) and
+``corpora`` (text read from files that installed packages ship; gensim is an optional extra).
+"""
+
+from seqjax.data.batching import StreamBatches, bucket_by_length, bucketed_batches, pad_sequences, stream_batches
+from seqjax.data.corpora import MissingOptionalDependency, available_corpora, load_text, split_held_out
 from seqjax.data.synthetic import (
     COPY_VOCAB,
     adding_baseline_mse,
@@ -11,15 +18,30 @@ from seqjax.data.synthetic import (
     noisy_sines,
     sequence_reversal,
 )
+from seqjax.data.tokenizers import BPETokenizer, CharTokenizer, Vocabulary, WordTokenizer, load_tokenizer
 
 __all__ = [
+    "BPETokenizer",
     "COPY_VOCAB",
+    "CharTokenizer",
+    "MissingOptionalDependency",
+    "StreamBatches",
+    "Vocabulary",
+    "WordTokenizer",
     "adding_baseline_mse",
     "adding_problem",
+    "available_corpora",
+    "bucket_by_length",
+    "bucketed_batches",
     "copy_baseline",
     "copy_memory",
     "delayed_match_to_sample",
     "ends_with_pattern",
+    "load_text",
+    "load_tokenizer",
     "noisy_sines",
+    "pad_sequences",
     "sequence_reversal",
+    "split_held_out",
+    "stream_batches",
 ]

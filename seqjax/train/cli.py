@@ -143,6 +143,8 @@ def _add_field(parser, f: dataclasses.Field, tp: Any, quick: dict) -> None:
     text = f"{text} (default: {_show(default)}" + (
         f"; --quick: {_show(quick[f.name])})" if f.name in quick else ")"
     )
+    # argparse %-formats help strings: escape a literal % (e.g. "10% held out").
+    text = text.replace("%", "%%")
     # SUPPRESS: only flags actually given appear in the namespace (see parse()).
     common = dict(dest=f.name, default=argparse.SUPPRESS, help=text)
     if tp is bool:

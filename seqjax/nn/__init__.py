@@ -19,3 +19,7 @@ __all__ = [
     "BertConfig", "BertForMaskedLM", "BertForSequenceClassification", "BertModel", "EncoderDecoder",
     "GPT2Config", "GPTLanguageModel", "TransformerDecoder", "TransformerEncoder", "count_params",
 ]
+
+from seqjax.nn.seq2seq import BahdanauSeq2Seq, BottleneckSeq2Seq, LuongSeq2Seq, RecurrentSeq2Seq
+
+__all__ += ["BahdanauSeq2Seq", "BottleneckSeq2Seq", "LuongSeq2Seq", "RecurrentSeq2Seq"]

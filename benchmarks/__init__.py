@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks.<name>`; timing helpers in :mod:`benchmarks.timing`."""

@@ -6,6 +6,7 @@ Layouts: ``[b, t, h, d]`` for per-head tensors, ``[b, h, t, s]`` for logits, wei
 masks are boolean with True = may attend. See each module for equations and parameter layouts.
 """
 
+from seqjax.attention.chunked import chunked_attention, memory_efficient_attention
 from seqjax.attention.dot_product import dot_product_attention, repeat_kv_heads
 from seqjax.attention.masks import (
     causal_mask,
@@ -58,6 +59,8 @@ from seqjax.attention.scores import (
 )
 
 __all__ = [
+    "chunked_attention",
+    "memory_efficient_attention",
     "Score",
     "add_positions",
     "additive",

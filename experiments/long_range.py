@@ -81,7 +81,7 @@ Result (default run, seed 0, 2 shared CPU cores, float32; numbers in ``metrics.j
     attention, copies perfectly at every lag it was run on (from the first evaluation, step
     150). Where the seed's claim shows up is the adding problem's LSTM, which fails abruptly
     between T = 100 and 200, and the Elman RNN, which fails everywhere. Runtime: 1348 s on 2
-    CPU cores shared with other jobs (load average 5 to 10); ``--preset readme`` 293 s.
+    CPU cores shared with other jobs (load average 5 to 10); ``--preset readme`` 163 s.
 
 Run::
 

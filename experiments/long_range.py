@@ -110,14 +110,13 @@ from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import numpy as np
 import optax
 from matplotlib.figure import Figure
 
 from seqjax.attention.masks import causal_mask
 from seqjax.attention.positional import sinusoidal_table
-from seqjax.cells import LSTMState, elman, gru, lstm, min_gru
+from seqjax.cells import elman, gru, lstm, min_gru
 from seqjax.data import COPY_VOCAB, adding_baseline_mse, adding_problem, copy_baseline, copy_memory
 from seqjax.data.synthetic import COPY_SYMBOLS
 from seqjax.recurrence import rnn

@@ -96,6 +96,7 @@ from seqjax.train import (
     parse,
     progress,
     warmup_cosine_decay,
+    run_experiment,
 )
 
 NAME = "char_rnn"
@@ -618,13 +619,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse ``argv``, run the experiment, print the results; returns the summary (with
     ``run_dir``)."""
     args = parse(Config, argv, prog=f"python -m experiments.{NAME}", description=__doc__.split("\n")[0])
-    run_dir = RunDir.create(NAME, out=args.out)
-    run_dir.write_config(args.config)
-    summary = run(args.config, run_dir) | {"quick": args.quick}
-    run_dir.write_summary(summary)
-    print(format_report(summary))
-    print(f"runtime {summary['runtime_s']} s; results in {run_dir.path}")
-    return summary | {"run_dir": str(run_dir.path)}
+    return run_experiment(NAME, args, run, format_report)
 
 
 if __name__ == "__main__":

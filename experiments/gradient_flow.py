@@ -86,7 +86,7 @@ from matplotlib.figure import Figure
 from seqjax.cells import Cell, LSTMState, elman, gru, lstm
 from seqjax.data import adding_baseline_mse, adding_problem
 from seqjax.recurrence import rnn
-from seqjax.train import RunDir, environment, option, parse, progress
+from seqjax.train import RunDir, environment, option, parse, progress, run_experiment
 
 NAME = "gradient_flow"
 MODELS = ("elman", "lstm", "gru")
@@ -561,13 +561,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse ``argv``, run the experiment, print the table; returns the summary (with
     ``run_dir``)."""
     args = parse(Config, argv, prog=f"python -m experiments.{NAME}", description=__doc__.split("\n")[0])
-    run_dir = RunDir.create(NAME, out=args.out)
-    run_dir.write_config(args.config)
-    summary = run(args.config, run_dir) | {"quick": args.quick}
-    run_dir.write_summary(summary)
-    print(format_table(summary))
-    print(f"runtime {summary['runtime_s']} s; results in {run_dir.path}")
-    return summary | {"run_dir": str(run_dir.path)}
+    return run_experiment(NAME, args, run, format_table)
 
 
 if __name__ == "__main__":

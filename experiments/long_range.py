@@ -133,6 +133,7 @@ from seqjax.train import (
     parse,
     progress,
     warmup_cosine_decay,
+    run_experiment,
 )
 from seqjax.transformer import encoder_stack, encoder_stack_init
 
@@ -712,13 +713,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse ``argv``, run the experiment, print the table; returns the summary (with
     ``run_dir``)."""
     args = resolve(argv)
-    run_dir = RunDir.create(NAME, out=args.out)
-    run_dir.write_config(args.config)
-    summary = run(args.config, run_dir) | {"quick": args.quick}
-    run_dir.write_summary(summary)
-    print(format_table(summary))
-    print(f"runtime {summary['runtime_s']} s; results in {run_dir.path}")
-    return summary | {"run_dir": str(run_dir.path)}
+    return run_experiment(NAME, args, run, format_table)
 
 
 if __name__ == "__main__":

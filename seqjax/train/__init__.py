@@ -54,7 +54,7 @@ from seqjax.train.optim import (
     path_labels,
 )
 from seqjax.train.progress import progress
-from seqjax.train.run_dir import RunDir, environment, to_json
+from seqjax.train.run_dir import RunDir, environment, run_experiment, to_json
 from seqjax.train.schedules import (
     inverse_sqrt_warmup,
     warmup_constant,
@@ -72,7 +72,7 @@ from seqjax.train.step import (
 from seqjax.train.tensorboard import log_scalars, tensorboard_available, tensorboard_writer
 
 __all__ = [
-    "Args", "Checkpointer", "EarlyStopping", "Restored", "RunDir",
+    "Args", "Checkpointer", "EarlyStopping", "Restored", "RunDir", "run_experiment",
     "adamw", "adaptive_clip", "batch_sharding", "bits_per_character", "build_parser",
     "cast_floating", "clip_by_global_norm", "clip_by_value", "cross_entropy", "data_mesh",
     "decay_mask", "discriminative", "early_stopping", "ema_norm_clip", "environment",

@@ -159,3 +159,17 @@ def environment() -> dict[str, Any]:
         "devices": [d.device_kind for d in devices],
         "cpu_count": os.cpu_count(),
     }
+
+
+def run_experiment(name: str, args: Any, run: Any, report: Any) -> dict[str, Any]:
+    """The body of every experiment's ``main``: create the run directory, write ``config.json``,
+    call ``run(config, run_dir)``, write ``metrics.json``, print ``report(summary)`` and where the
+    results are; returns the summary with ``run_dir``. ``args`` is what
+    :func:`seqjax.train.parse` returned."""
+    run_dir = RunDir.create(name, out=args.out)
+    run_dir.write_config(args.config)
+    summary = run(args.config, run_dir) | {"quick": args.quick}
+    run_dir.write_summary(summary)
+    print(report(summary))
+    print(f"runtime {summary['runtime_s']} s; results in {run_dir.path}")
+    return summary | {"run_dir": str(run_dir.path)}

@@ -82,12 +82,20 @@ def probability(name: str, value: float) -> None:
 
 
 def positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, (int, np.integer)) or value < 1:
+    """Check that ``value`` is an integer >= 1 (a bool is not an integer here)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}.")
 
 
+def positive_float(name: str, value: Any) -> None:
+    """Check that ``value`` is a real number > 0 (an epsilon, a temperature, a scale)."""
+    if (not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, (bool, np.bool_))
+            or not value > 0 or not np.isfinite(value)):
+        raise ValueError(f"{name} must be a positive finite number; got {value!r}.")
+
+
 def nonnegative_int(name: str, value: Any) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
 
 
@@ -111,12 +119,13 @@ def integer_array(name: str, x: Any, *, shape: tuple[int, ...] | None = None, la
 
 
 def boolean_mask(name: str, mask: Any, target: tuple[int, ...], layout: str) -> jax.Array:
-    """Check that ``mask`` is boolean and broadcasts to ``target`` (axes named by ``layout``).
+    """Check that ``mask`` is boolean, has exactly the rank of ``target`` and broadcasts to it.
 
-    Only the size-1-or-equal rule of broadcasting is allowed, aligned from the right, and the rank
-    may not exceed ``len(target)``: a ``[batch, kv_len]`` padding mask given where
-    ``[batch, heads, q_len, kv_len]`` is meant is refused unless its axes happen to fit, so build
-    padding masks with :func:`seqjax.attention.padding_mask`.
+    The rank rule is what makes the classic mistake impossible: broadcasting aligns from the
+    right, so a ``[batch, kv_len]`` padding mask given for ``[batch, heads, q_len, kv_len]``
+    would be read as ``[q_len, kv_len]`` whenever ``batch == q_len``. A lower-rank mask is
+    therefore refused outright; give size-1 axes explicitly (``padding_mask`` gives
+    ``[b, 1, 1, s]``, ``causal_mask`` ``[1, 1, t, s]``, a ``[t, s]`` array ``m[None, None]``).
     """
     if not hasattr(mask, "shape") or not hasattr(mask, "dtype"):
         mask = jnp.asarray(mask)
@@ -126,28 +135,83 @@ def boolean_mask(name: str, mask: Any, target: tuple[int, ...], layout: str) -> 
             "Convert PyTorch masks with seqjax.attention.from_torch_additive_mask / "
             "from_torch_key_padding_mask, or compare an integer mask with != 0."
         )
-    shape = tuple(mask.shape)
-    fits = len(shape) <= len(target) and all(
-        m in (1, t) for m, t in zip(shape[::-1], target[::-1])
-    )
-    if not fits:
-        raise ValueError(
-            f"{name} with shape {shape} does not broadcast to {layout} = {tuple(target)}. "
-            "Masks broadcast from the right: a key-padding mask is [batch, 1, 1, kv_len] "
-            "(see padding_mask), a causal mask [1, 1, q_len, kv_len]."
-        )
+    _explicit_rank(name, mask, target, layout)
     return mask
 
 
+def _explicit_rank(name: str, x: jax.Array, target: tuple[int, ...], layout: str) -> None:
+    shape = tuple(x.shape)
+    if len(shape) != len(target):
+        hint = (" A bare [batch, kv_len] mask would be misread as [q_len, kv_len]: build a key-padding "
+                "mask with padding_mask (shape [b, 1, 1, s]), a causal one with causal_mask "
+                "([1, 1, t, s]), or add the missing axes with m[None, None]." if len(target) == 4 else
+                " Add the missing size-1 axes explicitly (m[None], m[:, None], ...).")
+        raise ValueError(
+            f"{name} must have rank {len(target)}, {layout} with size-1 axes where it broadcasts; "
+            f"got shape {shape} (rank {len(shape)}).{hint}"
+        )
+    if not all(m in (1, t) for m, t in zip(shape, target)):
+        raise ValueError(f"{name} with shape {shape} does not broadcast to {layout} = {tuple(target)}.")
+
+
 def broadcastable_float(name: str, x: Any, target: tuple[int, ...], layout: str) -> jax.Array:
-    """Check that ``x`` is floating point and broadcasts to ``target`` (like :func:`boolean_mask`)."""
+    """Check that ``x`` is floating point, of the rank of ``target``, broadcasting to it (as
+    :func:`boolean_mask`: an attention-logit bias such as ALiBi)."""
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         x = jnp.asarray(x)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise ValueError(f"{name} must be a floating-point array; got dtype {x.dtype}.")
-    shape = tuple(x.shape)
-    if len(shape) > len(target) or not all(m in (1, t) for m, t in zip(shape[::-1], target[::-1])):
-        raise ValueError(
-            f"{name} with shape {shape} does not broadcast to {layout} = {tuple(target)}."
-        )
+    _explicit_rank(name, x, target, layout)
     return x
+
+
+def token_ids(name: str, ids: Any, vocab_size: int, *, ndim: int = 2, layout: str = "[batch, time]") -> jax.Array:
+    """Return ``ids`` as an integer array of rank ``ndim`` after checking (when concrete) that
+    every id lies in ``[0, vocab_size)``: an out-of-range id would silently read a clipped
+    embedding row under ``jit``."""
+    ids = integer_array(name, ids)
+    if ids.ndim != ndim:
+        raise ValueError(f"{name} must have shape {layout} (integer ids); got shape {tuple(ids.shape)}.")
+    if not isinstance(ids, jax.core.Tracer) and ids.size:
+        values = np.asarray(ids)
+        if values.min() < 0 or values.max() >= vocab_size:
+            raise ValueError(
+                f"{name} must hold ids in [0, {vocab_size}); got values in [{values.min()}, {values.max()}]."
+            )
+    return ids
+
+
+def attention_inputs(query: Any, key: Any, value: Any) -> tuple[jax.Array, jax.Array, jax.Array, bool]:
+    """Validate ``query [b, t, h, d]``, ``key [b, s, h_kv, d]``, ``value [b, s, h_kv, d_v]`` (or
+    all three without the batch axis) for the attention functions.
+
+    Returns the three as rank-4 arrays in one promoted dtype and ``unbatched`` (True when the
+    inputs had no batch axis; a leading axis of 1 was added).
+    """
+    query = floating_array("query", query, ndim=(3, 4), layout="[batch, time, heads, head_dim]")
+    unbatched = query.ndim == 3
+    layout = "[kv_time, heads, head_dim]" if unbatched else "[batch, kv_time, heads, head_dim]"
+    key = floating_array("key", key, ndim=query.ndim, layout=layout)
+    value = floating_array("value", value, ndim=query.ndim, layout=layout)
+    if unbatched:
+        query, key, value = query[None], key[None], value[None]
+    b, t, h, d = query.shape
+    h_kv = key.shape[2]
+    if key.shape[0] != b or value.shape[0] != b:
+        raise ValueError(
+            f"query, key and value must share the batch size; got shapes {tuple(query.shape)}, "
+            f"{tuple(key.shape)} and {tuple(value.shape)}."
+        )
+    if key.shape[-1] != d:
+        raise ValueError(
+            f"key has head_dim {key.shape[-1]} (shape {tuple(key.shape)}) but query has {d} "
+            f"(shape {tuple(query.shape)}); they must match for q . k."
+        )
+    if value.shape[1:3] != key.shape[1:3]:
+        raise ValueError(
+            f"value must have the kv_time and heads of key, {tuple(key.shape[1:3])}; got shape "
+            f"{tuple(value.shape)}."
+        )
+    divides("the number of key/value heads", h_kv, "the number of query heads", h)
+    dtype = jnp.result_type(query, key, value)
+    return query.astype(dtype), key.astype(dtype), value.astype(dtype), unbatched

@@ -190,42 +190,19 @@ def memory_efficient_attention(
 def _validate(query, key, value, mask):
     """Shapes as :func:`seqjax.attention.dot_product_attention`; returns rank-4 inputs in one
     dtype and a rank-4 mask (or None)."""
-    query = _checks.floating_array("query", query, ndim=(3, 4), layout="[batch, time, heads, head_dim]")
-    unbatched = query.ndim == 3
-    layout = "[kv_time, heads, head_dim]" if unbatched else "[batch, kv_time, heads, head_dim]"
-    key = _checks.floating_array("key", key, ndim=query.ndim, layout=layout)
-    value = _checks.floating_array("value", value, ndim=query.ndim, layout=layout)
-    if unbatched:
-        query, key, value = query[None], key[None], value[None]
-    b, t, h, d = query.shape
-    s, h_kv = key.shape[1], key.shape[2]
-    if key.shape[0] != b or value.shape[0] != b:
-        raise ValueError(
-            f"query, key and value must share the batch size; got shapes {tuple(query.shape)}, "
-            f"{tuple(key.shape)} and {tuple(value.shape)}."
-        )
-    if key.shape[-1] != d:
-        raise ValueError(
-            f"key has head_dim {key.shape[-1]} (shape {tuple(key.shape)}) but query has {d} "
-            f"(shape {tuple(query.shape)}); they must match for q . k."
-        )
-    if value.shape[1:3] != key.shape[1:3]:
-        raise ValueError(
-            f"value must have the kv_time and heads of key, {tuple(key.shape[1:3])}; got shape "
-            f"{tuple(value.shape)}."
-        )
+    query, key, value, unbatched = _checks.attention_inputs(query, key, value)
+    b, t, h, _ = query.shape
+    s = key.shape[1]
     if t == 0 or s == 0:
         raise ValueError(
             f"query and key need at least one time step; got q_len {t} and kv_len {s}."
         )
-    _checks.divides("the number of key/value heads", h_kv, "the number of query heads", h)
     if mask is not None:
         target = (h, t, s) if unbatched else (b, h, t, s)
         layout = "[heads, q_len, kv_len]" if unbatched else "[batch, heads, q_len, kv_len]"
         mask = _checks.boolean_mask("mask", mask, target, layout)
         mask = mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape))
-    dtype = jnp.result_type(query, key, value)
-    return query.astype(dtype), key.astype(dtype), value.astype(dtype), mask, unbatched
+    return query, key, value, mask, unbatched
 
 
 def _balanced_chunk(length: int, chunk: int) -> int:

@@ -48,10 +48,13 @@ def dot_product_attention(
       query: ``[b, t, h, d]`` (or unbatched ``[t, h, d]``).
       key: ``[b, s, h_kv, d]``, ``h_kv`` dividing ``h``.
       value: ``[b, s, h_kv, d_v]``.
-      mask: boolean, True = may attend, broadcastable to ``[b, h, t, s]`` (``[h, t, s]``
-        unbatched); see :mod:`seqjax.attention.masks`. A query row with no allowed key outputs
+      mask: boolean, True = may attend, of rank 4 broadcastable to ``[b, h, t, s]`` (rank 3
+        ``[h, t, s]`` unbatched): size-1 axes must be explicit, so a bare ``[b, s]`` padding
+        mask, which would read as ``[t, s]`` when ``b == t``, is refused. Build masks with
+        :mod:`seqjax.attention.masks` (``padding_mask`` ``[b, 1, 1, s]``, ``causal_mask``
+        ``[1, 1, t, s]``). A query row with no allowed key outputs
         zeros.
-      bias: float, added to the scaled logits, broadcastable like ``mask`` (ALiBi, relative
+      bias: float, added to the scaled logits, of the rank of ``mask`` and broadcastable like it (ALiBi, relative
         position biases). Use finite values; blocked positions belong in ``mask``.
       dropout_rate: attention-weight dropout in ``[0, 1)``; active only with ``dropout_key``.
       dropout_key: PRNG key for the dropout.
@@ -71,35 +74,12 @@ def dot_product_attention(
         >>> out.shape, w.shape
         ((2, 5, 4, 8), (2, 4, 5, 5))
     """
-    query = _checks.floating_array("query", query, ndim=(3, 4), layout="[batch, time, heads, head_dim]")
-    unbatched = query.ndim == 3
-    layout = "[time, heads, head_dim]" if unbatched else "[batch, time, heads, head_dim]"
-    key = _checks.floating_array("key", key, ndim=query.ndim, layout=layout.replace("time", "kv_time"))
-    value = _checks.floating_array("value", value, ndim=query.ndim, layout=layout.replace("time", "kv_time"))
-    if unbatched:
-        query, key, value = query[None], key[None], value[None]
-
-    b, t, h, d = query.shape
-    s, h_kv = key.shape[1], key.shape[2]
-    if key.shape[0] != b or value.shape[0] != b:
-        raise ValueError(
-            f"query, key and value must share the batch size; got shapes {tuple(query.shape)}, "
-            f"{tuple(key.shape)} and {tuple(value.shape)}."
-        )
-    if key.shape[-1] != d:
-        raise ValueError(
-            f"key has head_dim {key.shape[-1]} (shape {tuple(key.shape)}) but query has {d} "
-            f"(shape {tuple(query.shape)}); they must match for q . k."
-        )
-    if value.shape[1:3] != key.shape[1:3]:
-        raise ValueError(
-            f"value must have the kv_time and heads of key, {tuple(key.shape[1:3])}; got shape "
-            f"{tuple(value.shape)}."
-        )
-    _checks.divides("the number of key/value heads", h_kv, "the number of query heads", h)
-    target = (b, h, t, s)
-    target_layout = "[batch, heads, q_len, kv_len]"
-    # Rank 4 always (leading size-1 axes), so equivalent calls share one compilation.
+    query, key, value, unbatched = _checks.attention_inputs(query, key, value)
+    b, t, h, _ = query.shape
+    s = key.shape[1]
+    # Unbatched inputs take an unbatched [h, t, s] mask; batched ones an explicit rank-4 mask.
+    target = (h, t, s) if unbatched else (b, h, t, s)
+    target_layout = "[heads, q_len, kv_len]" if unbatched else "[batch, heads, q_len, kv_len]"
     if mask is not None:
         mask = _checks.boolean_mask("mask", mask, target, target_layout)
         mask = mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape))
@@ -108,8 +88,8 @@ def dot_product_attention(
         bias = bias.reshape((1,) * (4 - bias.ndim) + tuple(bias.shape))
     _checks.probability("dropout_rate", dropout_rate)
 
-    dtype = jnp.result_type(query, key, value)
-    scale = 1.0 / math.sqrt(d) if scale is None else scale
+    dtype = query.dtype
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     if dropout_key is None:
         dropout_rate = 0.0
     out, weights = _attention(

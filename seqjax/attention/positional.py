@@ -36,7 +36,7 @@ Example::
     >>> apply_rope(jnp.ones((2, 5, 4, 8))).shape
     (2, 5, 4, 8)
     >>> alibi_bias(8, 5).shape
-    (8, 5, 5)
+    (1, 8, 5, 5)
 """
 
 from __future__ import annotations
@@ -179,7 +179,8 @@ def _alibi_slopes(n: int) -> list[float]:
 
 
 def alibi_bias(num_heads: int, q_len: int, kv_len: int | None = None, *, offset: int = 0) -> jax.Array:
-    """ALiBi logit bias ``[h, t, s]``: ``-m_n |(i + offset) - j|``.
+    """ALiBi logit bias ``[1, h, t, s]``: ``-m_n |(i + offset) - j|`` (Press et al. 2022), with
+    the explicit leading batch axis the attention functions require.
 
     Pass it as ``bias=`` to :func:`dot_product_attention`; for a causal model also pass
     :func:`causal_mask` with the same ``offset`` (then the bias is ``-m_n (i - j)`` wherever it
@@ -191,4 +192,4 @@ def alibi_bias(num_heads: int, q_len: int, kv_len: int | None = None, *, offset:
     if not isinstance(offset, (int, np.integer)):
         raise ValueError(f"offset must be an integer; got {offset!r}.")
     distance = jnp.abs(jnp.arange(q_len)[:, None] + offset - jnp.arange(kv_len)[None, :])
-    return -alibi_slopes(num_heads)[:, None, None] * distance.astype(jnp.float32)
+    return (-alibi_slopes(num_heads)[:, None, None] * distance.astype(jnp.float32))[None]

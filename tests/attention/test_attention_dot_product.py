@@ -102,7 +102,7 @@ def test_causal_matches_torch_is_causal_and_jax():
 
 def test_bias_and_scale_match_jax_nn():
     q, k, v = qkv(4)
-    bias = alibi_bias(H, T, S)[None]
+    bias = alibi_bias(H, T, S)
     out = dot_product_attention(q, k, v, bias=bias, scale=0.3)
     ref = jax.nn.dot_product_attention(q, k, v, bias=bias, scale=0.3)
     np.testing.assert_allclose(out, ref, atol=ATOL, rtol=RTOL)
@@ -220,10 +220,12 @@ def test_mask_bias_and_rate_errors():
     with pytest.raises(ValueError, match="boolean"):
         dot_product_attention(q, k, v, mask=np.ones((B, 1, T, S), np.float32))
     # A [batch, kv_len] padding mask would broadcast onto [q_len, kv_len]: refused.
-    with pytest.raises(ValueError, match=r"does not broadcast to \[batch, heads, q_len, kv_len\]"):
+    with pytest.raises(ValueError, match=r"must have rank 4, \[batch, heads, q_len, kv_len\]"):
         dot_product_attention(q, k, v, mask=np.ones((B, S), bool))
-    with pytest.raises(ValueError, match="does not broadcast"):
+    with pytest.raises(ValueError, match="must have rank 4"):
         dot_product_attention(q, k, v, mask=np.ones((1, B, 1, T, S), bool))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        dot_product_attention(q, k, v, mask=np.ones((B, 2, T, S), bool))
     with pytest.raises(ValueError, match="bias"):
         dot_product_attention(q, k, v, bias=np.ones((3, T, S), np.float32))
     with pytest.raises(ValueError, match=r"dropout_rate must lie in \[0, 1\)"):

@@ -138,17 +138,17 @@ def test_alibi_slopes():
 
 
 def test_alibi_bias_values_and_use():
-    bias = alibi_bias(4, 3)
+    bias = alibi_bias(4, 3)[0]
     chex.assert_shape(bias, (4, 3, 3))
     m = np.asarray(alibi_slopes(4))
     i, j = np.meshgrid(np.arange(3), np.arange(3), indexing="ij")
     for h in range(4):
         np.testing.assert_allclose(np.where(j <= i, bias[h], 0), np.where(j <= i, -m[h] * (i - j), 0))
-    chex.assert_shape(alibi_bias(2, 2, 5, offset=3), (2, 2, 5))
-    np.testing.assert_allclose(alibi_bias(2, 2, 5, offset=3)[0, 1], -(2.0 ** -4) * np.array([4, 3, 2, 1, 0]))  # 2 heads: slopes 2^-4, 2^-8
+    chex.assert_shape(alibi_bias(2, 2, 5, offset=3), (1, 2, 2, 5))
+    np.testing.assert_allclose(alibi_bias(2, 2, 5, offset=3)[0, 0, 1], -(2.0 ** -4) * np.array([4, 3, 2, 1, 0]))  # 2 heads: slopes 2^-4, 2^-8
     # With a causal mask the bias shifts each row by a constant on the allowed keys only.
     q = k = v = jnp.asarray(np.random.default_rng(2).normal(size=(1, 3, 4, 8)), jnp.float32)
-    out = dot_product_attention(q, k, v, mask=causal_mask(3), bias=bias)
+    out = dot_product_attention(q, k, v, mask=causal_mask(3), bias=bias[None])
     np.testing.assert_allclose(out, jax.nn.dot_product_attention(q, k, v, bias=bias[None], is_causal=True), atol=1e-5)
 
 

@@ -179,7 +179,7 @@ def test_errors():
         attend(dot(), {}, QUERY, SAME_KEYS, VALUES, MASK[:3])
     with pytest.raises(ValueError, match="values has 5 positions"):
         attend(dot(), {}, QUERY, SAME_KEYS, VALUES[:5])
-    with pytest.raises(ValueError, match="does not broadcast"):
+    with pytest.raises(ValueError, match="must have rank 3"):
         attend_sequence(dot(), {}, SAME_KEYS[None], SAME_KEYS[None], VALUES[None], np.ones((S, 2), bool))
     with pytest.raises(ValueError, match="attention_features"):
         additive().init(jax.random.key(0), DQ, DK, attention_features=0)

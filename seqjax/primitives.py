@@ -1,0 +1,95 @@
+"""The small pieces every model is built from, written once: a dense projection, inverted
+dropout, layer normalisation and key splitting.
+
+Cells, attention, transformer layers and the recurrent encoder-decoders all call these; none
+keeps a private copy. Conventions (row vectors, float32 statistics)::
+
+    dense(x, w, b)        = x W + b                          x [..., d_in], W [d_in, d_out]
+    dropout(x, p, key)    = x * m / (1 - p),  m ~ Bernoulli(1 - p)   (identity without a key)
+    layer_norm(params, x) = scale * (x - mean) / sqrt(var + eps) + bias   over the last axis
+
+Example::
+
+    >>> import jax, jax.numpy as jnp
+    >>> from seqjax.primitives import dense, dropout, layer_norm, layer_norm_init, split_key
+    >>> x = jnp.arange(8.0).reshape(2, 4)
+    >>> dense(x, jnp.ones((4, 3)), jnp.zeros(3)).shape
+    (2, 3)
+    >>> [round(float(v), 3) for v in layer_norm(layer_norm_init(4), x)[0]]
+    [-1.342, -0.447, 0.447, 1.342]
+    >>> bool((dropout(x, 0.5, None) == x).all())    # no key: evaluation mode
+    True
+    >>> split_key(None, 3)
+    [None, None, None]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from seqjax import _checks
+
+Params = dict[str, Any]
+
+
+def dense(x: jax.Array, w: jax.Array, b: jax.Array | None = None) -> jax.Array:
+    """``x W + b`` in ``x``'s dtype (the float32 parameters are cast to it); ``b`` optional."""
+    y = x @ w.astype(x.dtype)
+    return y if b is None else y + b.astype(x.dtype)
+
+
+def dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
+    """Inverted dropout: zero each entry with probability ``rate`` and scale the rest by
+    ``1 / (1 - rate)``; the identity when ``key`` is None or ``rate == 0`` (evaluation)."""
+    _checks.probability("rate", rate)
+    if key is None or rate == 0.0:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0).astype(x.dtype)
+
+
+def split_key(key: jax.Array | None, n: int) -> list[jax.Array | None]:
+    """``n`` independent keys from ``key`` (``jax.random.split``), or ``n`` Nones without one,
+    so that code with optional randomness (dropout) has a single path."""
+    _checks.positive_int("n", n)
+    if key is None:
+        return [None] * n
+    return list(jax.random.split(key, n))
+
+
+def layer_norm_init(d_model: int, *, use_bias: bool = True) -> Params:
+    """``{"scale": ones [d], "bias": zeros [d]}`` (no ``"bias"`` with ``use_bias=False``)."""
+    _checks.positive_int("d_model", d_model)
+    params = {"scale": jnp.asarray(np.ones((d_model,), np.float32))}
+    if use_bias:
+        params["bias"] = jnp.asarray(np.zeros((d_model,), np.float32))
+    return params
+
+
+def layer_norm(params: Params, x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
+    """``scale * (x - mean) / sqrt(var + eps) + bias`` over the last axis (biased variance, as
+    PyTorch and Ba et al. 2016). Statistics in float32; the result has ``x``'s dtype. ``eps``:
+    PyTorch 1e-5 (default), BERT 1e-12, Flax 1e-6.
+
+    Args:
+      params: ``{"scale": [d]}`` and optionally ``"bias": [d]`` (:func:`layer_norm_init`).
+      x: ``[..., d]``.
+      eps: added to the variance; a positive number.
+    """
+    if not isinstance(params, dict) or "scale" not in params:
+        got = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(f"params must be a dict with 'scale' (and optionally 'bias'), as layer_norm_init gives; got {got}.")
+    _checks.positive_float("eps", eps)
+    x = _checks.floating_array("x", x, ndim=tuple(range(1, 7)), layout="[..., features]")
+    _checks.feature_size("x", x, params["scale"].shape[-1])
+    x32 = x.astype(jnp.float32)
+    mean = jnp.mean(x32, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+    y = (x32 - mean) * jax.lax.rsqrt(var + eps) * params["scale"].astype(jnp.float32)
+    if params.get("bias") is not None:
+        y = y + params["bias"].astype(jnp.float32)
+    return y.astype(x.dtype)

@@ -56,6 +56,7 @@ from flax import nnx
 from seqjax import _checks
 from seqjax.attention.masks import causal_mask, combine_masks, sequence_mask
 from seqjax.attention.positional import sinusoidal_table
+from seqjax.nn.params import as_params as _as_params, count_params, values as _values
 from seqjax.transformer import blocks
 from seqjax.transformer.blocks import (
     decoder_stack,
@@ -70,43 +71,6 @@ from seqjax.transformer.blocks import (
 from seqjax.transformer.cache import decoder_stack_cached, encoder_stack_cached, init_stack_cache
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def _is_variable(v: Any) -> bool:
-    return isinstance(v, nnx.Variable)
-
-
-def _as_params(tree: Any) -> Any:
-    """A pytree of arrays -> the same structure of ``nnx.Param`` (as an ``nnx.data`` attribute)."""
-    return nnx.data(jax.tree.map(nnx.Param, tree))
-
-
-def _values(tree: Any) -> Any:
-    """The plain arrays of a pytree of variables (what the pure functions take)."""
-    return jax.tree.map(lambda v: v[...], tree, is_leaf=_is_variable)
-
-
-def count_params(model_constructor: Callable[[], nnx.Module], *, filter: Any = nnx.Param) -> int:
-    """The exact number of parameters of ``model_constructor()``, counted on abstract shapes.
-
-    The model is built under :func:`flax.nnx.eval_shape`, so no array is allocated and no random
-    number drawn: BERT-large costs nothing. Shared (tied) parameters count once.
-
-    Args:
-      model_constructor: a zero-argument callable returning the module, e.g.
-        ``lambda: BertModel(BertConfig.base(), rngs=nnx.Rngs(0))``.
-      filter: which variables to count (default ``nnx.Param``).
-
-    Example::
-
-        >>> from flax import nnx
-        >>> from seqjax.nn.transformer import BertConfig, BertModel, count_params
-        >>> count_params(lambda: BertModel(BertConfig.base(), rngs=nnx.Rngs(0)))
-        109482240
-    """
-    abstract = nnx.eval_shape(model_constructor)
-    state = nnx.state(abstract, filter)
-    return sum(int(np.prod(leaf.shape, dtype=np.int64)) for leaf in jax.tree.leaves(state))
 
 
 def _tokens(name: str, ids: Any, vocab_size: int) -> jax.Array:

@@ -8,9 +8,13 @@ the whole trainable pytree.
 Example::
 
     >>> import jax.numpy as jnp
+    >>> from flax import nnx
     >>> from seqjax.nn.params import as_params, values
-    >>> tree = as_params({"w": jnp.ones((2, 3)), "b": jnp.zeros(3)})
-    >>> sorted(values(tree)), values(tree)["w"].shape
+    >>> class Affine(nnx.Module):
+    ...     def __init__(self):
+    ...         self.weights = as_params({"w": jnp.ones((2, 3)), "b": jnp.zeros(3)})
+    >>> tree = values(Affine().weights)
+    >>> sorted(tree), tree["w"].shape
     (['b', 'w'], (2, 3))
 """
 

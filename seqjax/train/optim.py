@@ -9,10 +9,13 @@ expressions matched with ``re.search``; the first matching rule wins.
 
       theta <- theta - lr * (adam_direction + lambda * theta)        only where mask is True
 
-  :func:`decay_mask` decays matrices (rank >= 2) and spares biases and normalisation parameters
-  (rank 1, or a name like ``b``, ``bias``, ``scale``, ``ln_*``, ``*norm*``): shrinking a LayerNorm
-  gain or a bias toward 0 is not regularisation of capacity, it changes what the layer computes.
-  The seeds suggest ``lambda`` of 1e-6 to 1e-4 for LSTMs and 0.01 for Transformers.
+  :func:`decay_mask` decides by each parameter's *role* (:func:`param_role`), never by its rank:
+  weights and embeddings are decayed, biases and normalisation gains are not (shrinking a
+  LayerNorm gain or a bias toward 0 is not regularisation of capacity, it changes what the layer
+  computes). A rank rule would fail for scanned layer stacks, whose biases carry a leading
+  ``[num_layers]`` axis and look like matrices; the role rule gives a looped and a scanned model
+  the same mask. A leaf whose role cannot be told raises ``ValueError`` rather than being decayed
+  or spared by accident. Typical ``lambda``: 1e-6 to 1e-4 for LSTMs, 0.01 for Transformers.
 * **Discriminative learning rates and freezing** via ``optax.multi_transform``: each group gets its
   own transformation (its own learning rate or schedule); a group mapped to ``None`` is frozen
   with ``optax.set_to_zero()``, so its update is exactly 0, it holds no optimiser state, and weight
@@ -37,8 +40,16 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import optax
 
-# Leaf names that are biases or normalisation parameters (never decayed).
-NO_DECAY = r"(^|/)(b|bias|biases|scale|gamma|beta|ln_[^/]*|[^/]*norm[^/]*|[^/]*_bias)$"
+# The role of a parameter, from the names seqjax (and Flax / PyTorch / Hugging Face) give it.
+# Checked in order on the path; the first match wins. Normalisation comes first so that a norm's
+# own "bias" counts as a norm parameter (either way it is not decayed).
+ROLE_RULES: tuple[tuple[str, str], ...] = (
+    (r"(^|/)([^/]*norm[^/]*|ln_[^/]*)(/|$)|(^|/)[^/]*_scale$|(^|/)(scale|gamma|beta)$", "norm"),
+    (r"(^|/)(b|b_[^/]*|bias|biases|[^/]*_bias)$", "bias"),
+    (r"(^|/)([^/]*embedding[^/]*|embeddings/[^/]+|token|position|token_type|wte|wpe)$", "embedding"),
+    (r"(^|/)(w|w_[^/]*|kernel|weight|weights|lm_head|v|peephole)$", "weight"),
+)
+ROLES = ("weight", "embedding", "bias", "norm")
 
 
 def path_str(path: Sequence[Any]) -> str:
@@ -95,11 +106,57 @@ def path_labels(
     return labels
 
 
-def decay_mask(params: Any, exclude: str = NO_DECAY) -> Any:
-    """``True`` for leaves that weight decay applies to: rank >= 2 and path not matching ``exclude``."""
-    regex = re.compile(exclude)
+def param_role(path: str, rules: Sequence[tuple[str, str]] = ()) -> str:
+    """The role of the parameter at ``path`` (``"a/b/w_q"``, see :func:`path_str`): one of
+    ``"weight"`` (projection matrices and vectors: ``w``, ``w_*``, ``kernel``, ``lm_head``, the
+    additive score's ``v``, peepholes), ``"embedding"`` (``*embedding*``, BERT's
+    ``embeddings/*``), ``"bias"`` (``b``, ``b_*``, ``bias``, ``*_bias``) or ``"norm"`` (anything
+    inside a ``*norm*`` / ``ln_*`` group, ``scale``, ``*_scale``).
+
+    ``rules``: extra ``(regex, role)`` pairs, tried first, for names of your own models.
+    Raises ``ValueError`` when no rule applies.
+
+    Example::
+
+        >>> from seqjax.train.optim import param_role
+        >>> [param_role(p) for p in ("blocks/layers/self_attn/b_q", "layers/norm_1/scale", "rnn/w_h")]
+        ['bias', 'norm', 'weight']
+    """
+    for pattern, role in tuple(rules) + ROLE_RULES:
+        if re.search(pattern, path):
+            if role not in ROLES:
+                raise ValueError(f"rules map {pattern!r} to the role {role!r}; expected one of {ROLES}.")
+            return role
+    raise ValueError(
+        f"cannot tell the role of the parameter {path!r} from its name; expected a weight "
+        "(w, w_*, kernel, weight, lm_head), an embedding (*embedding*), a bias (b, b_*, bias) or a "
+        "norm parameter (scale, *norm*/...). Pass rules=[(regex, role), ...] for your names."
+    )
+
+
+def decay_mask(
+    params: Any,
+    *,
+    decay: Sequence[str] = ("weight", "embedding"),
+    rules: Sequence[tuple[str, str]] = (),
+) -> Any:
+    """``True`` for the leaves weight decay applies to: those whose :func:`param_role` is in
+    ``decay`` (default weights and embeddings, as GPT-2 and BERT's AdamW recipes: biases and
+    LayerNorm parameters are spared). The rank of a leaf plays no part, so stacked (scanned)
+    layers get the mask of the same layers in a list. ``rules`` as :func:`param_role`.
+
+    Example::
+
+        >>> import jax.numpy as jnp
+        >>> from seqjax.train.optim import decay_mask
+        >>> decay_mask({"layers": {"w_1": jnp.ones((2, 4, 4)), "b_1": jnp.ones((2, 4))}})
+        {'layers': {'b_1': False, 'w_1': True}}
+    """
+    unknown = sorted(set(decay) - set(ROLES))
+    if unknown:
+        raise ValueError(f"decay must name roles from {ROLES}; got {unknown}.")
     return jax.tree_util.tree_map_with_path(
-        lambda path, p: bool(getattr(p, "ndim", 0) >= 2 and not regex.search(path_str(path))), params
+        lambda path, _: param_role(path_str(path), rules) in decay, params
     )
 
 

@@ -33,7 +33,9 @@ class RecurrentLayer(nnx.Module):
 
     Options fixed at construction (Flax's vocabulary): ``reverse``, ``keep_order``,
     ``return_carry``, ``unroll``, ``parallel`` (linear cells), ``dtype`` (computation dtype;
-    parameters stay float32) and ``recurrent_dropout`` (active only when a ``dropout_key`` is given).
+    parameters stay float32) and ``recurrent_dropout_rate`` (active only when a ``dropout_key``
+    is given). :class:`Bidirectional` and :class:`Stacked` run their layers with these options
+    and refuse layers whose options disagree, so no option is dropped silently.
     """
 
     def __init__(
@@ -49,16 +51,16 @@ class RecurrentLayer(nnx.Module):
         unroll: int = 1,
         parallel: bool = False,
         dtype: Any = None,
-        recurrent_dropout: float = 0.0,
+        recurrent_dropout_rate: float = 0.0,
     ):
         _checks.positive_int("in_features", in_features)
         _checks.positive_int("hidden_features", hidden_features)
-        _checks.probability("recurrent_dropout", recurrent_dropout)
+        _checks.probability("recurrent_dropout_rate", recurrent_dropout_rate)
         self.cell = cell
         self.in_features, self.hidden_features = in_features, hidden_features
         self.options = dict(
             reverse=reverse, keep_order=keep_order, unroll=unroll, parallel=parallel, dtype=dtype,
-            recurrent_dropout=recurrent_dropout,
+            recurrent_dropout_rate=recurrent_dropout_rate,
         )
         self.return_carry = return_carry
         params = cell.init(rngs.params(), in_features, hidden_features)
@@ -66,8 +68,8 @@ class RecurrentLayer(nnx.Module):
         for name, value in params.items():
             setattr(self, name, nnx.Param(value))
 
-    def cell_params(self) -> dict[str, jax.Array]:
-        """The parameters as the plain dict the pure functions take."""
+    def pure_params(self) -> dict[str, jax.Array]:
+        """The parameters as the plain dict the pure functions take (the cell's layout)."""
         return {name: getattr(self, name)[...] for name in self.param_names}
 
     def __call__(
@@ -80,7 +82,7 @@ class RecurrentLayer(nnx.Module):
     ):
         """``xs`` ``[b, t, d]`` -> ``ys`` ``[b, t, h]`` (or ``(carry, ys)`` with ``return_carry``)."""
         return rnn(
-            self.cell, self.cell_params(), xs, seq_lengths=seq_lengths,
+            self.cell, self.pure_params(), xs, seq_lengths=seq_lengths,
             initial_carry=initial_carry, return_carry=self.return_carry, dropout_key=dropout_key,
             **self.options,
         )
@@ -131,6 +133,37 @@ class MinLSTM(RecurrentLayer):
         super().__init__(min_lstm(), in_features, hidden_features, rngs=rngs, **options)
 
 
+# Options a composite runs all its layers with (the direction options are the composite's own).
+SHARED_OPTIONS = ("unroll", "parallel", "dtype", "recurrent_dropout_rate")
+
+
+def _shared_options(layers: Sequence[RecurrentLayer], names: Sequence[str], composite: str) -> dict[str, Any]:
+    """The options every layer agrees on; a ValueError naming the option and the layers that
+    disagree otherwise, and for layer options the composite would ignore."""
+    for name, layer in zip(names, layers):
+        if not isinstance(layer, RecurrentLayer):
+            raise ValueError(f"{composite}: {name} must be a seqjax.nn recurrent layer (LSTM, GRU, ...); got {type(layer).__name__}.")
+        ignored = {k: layer.options[k] for k in ("reverse", "keep_order") if layer.options[k]}
+        if layer.return_carry:
+            ignored["return_carry"] = True
+        if ignored:
+            raise ValueError(
+                f"{composite}: {name} was built with {ignored}, which {composite} would ignore: it "
+                f"decides the direction and what is returned itself (pass return_carry to {composite}; "
+                "Bidirectional reverses its backward layer)."
+            )
+    first = layers[0].options
+    for option in SHARED_OPTIONS:
+        values = [layer.options[option] for layer in layers]
+        if any(v != first[option] for v in values):
+            got = ", ".join(f"{n}: {v!r}" for n, v in zip(names, values))
+            raise ValueError(
+                f"{composite} runs all its layers with one {option}; its layers disagree ({got}). "
+                "Build them with the same value."
+            )
+    return {k: first[k] for k in SHARED_OPTIONS}
+
+
 class Bidirectional(nnx.Module):
     """Two layers of the same cell, one reading forwards and one backwards, merged per step
     (``"concat"``: ``[b, t, 2h]``, forward first; ``"sum"``: ``[b, t, h]``), as Flax's
@@ -146,30 +179,33 @@ class Bidirectional(nnx.Module):
                 f"forward and backward must use the same cell; got {forward.cell.name!r} and "
                 f"{backward.cell.name!r}."
             )
+        self.options = _shared_options([forward, backward], ["forward", "backward"], "Bidirectional")
         self.forward, self.backward = forward, backward
         self.merge, self.return_carry = merge, return_carry
         self.cell = forward.cell
         self.hidden_features = forward.hidden_features * (2 if merge == "concat" else 1)
 
-    def cell_params(self) -> dict[str, dict[str, jax.Array]]:
-        return {"forward": self.forward.cell_params(), "backward": self.backward.cell_params()}
+    def pure_params(self) -> dict[str, dict[str, jax.Array]]:
+        """``{"forward": ..., "backward": ...}``, each the cell's parameter dict."""
+        return {"forward": self.forward.pure_params(), "backward": self.backward.pure_params()}
 
     def __call__(self, xs, *, seq_lengths=None, initial_carry=None, dropout_key=None):
-        options = {k: v for k, v in self.forward.options.items() if k not in ("reverse", "keep_order")}
         return bidirectional(
-            self.cell, self.cell_params(), xs, seq_lengths=seq_lengths,
+            self.cell, self.pure_params(), xs, seq_lengths=seq_lengths,
             initial_carry=initial_carry, return_carry=self.return_carry, merge=self.merge,
-            dropout_key=dropout_key, **options,
+            dropout_key=dropout_key, **self.options,
         )
 
 
 class Stacked(nnx.Module):
-    """Layers of one cell type run in sequence (:func:`seqjax.recurrence.stacked`): ``dropout``
-    between layers (needs ``dropout_key`` at call time), optional ``residual`` connections.
-    The carry (with ``return_carry``) is a list, one per layer."""
+    """Layers of one cell type run in sequence (:func:`seqjax.recurrence.stacked`):
+    ``dropout_rate`` between layers (needs ``dropout_key`` at call time), optional ``residual``
+    connections. The carry (with ``return_carry``) is a list, one per layer. All layers run with
+    one set of options (``unroll``, ``parallel``, ``dtype``, ``recurrent_dropout_rate``); layers
+    built with different ones are refused."""
 
     def __init__(
-        self, layers: Sequence[RecurrentLayer | Bidirectional], *, dropout: float = 0.0,
+        self, layers: Sequence[RecurrentLayer | Bidirectional], *, dropout_rate: float = 0.0,
         residual: bool = False, return_carry: bool = False,
     ):
         if not layers:
@@ -180,18 +216,35 @@ class Stacked(nnx.Module):
         merges = {layer.merge for layer in layers if isinstance(layer, Bidirectional)}
         if len(merges) > 1:
             raise ValueError(f"bidirectional layers must share one merge mode; got {sorted(merges)}.")
-        _checks.probability("dropout", dropout)
+        _checks.probability("dropout_rate", dropout_rate)
+        directions = {isinstance(layer, Bidirectional) for layer in layers}
+        if len(directions) > 1:
+            raise ValueError("Stacked layers must be all Bidirectional or all unidirectional; got a mix.")
+        inner, names = [], []
+        for i, layer in enumerate(layers):
+            if isinstance(layer, Bidirectional):
+                if layer.return_carry:
+                    raise ValueError(f"Stacked: layers[{i}] was built with return_carry=True, which Stacked "
+                                     "would ignore; pass return_carry to Stacked.")
+                inner += [layer.forward, layer.backward]
+                names += [f"layers[{i}].forward", f"layers[{i}].backward"]
+            else:
+                inner.append(layer)
+                names.append(f"layers[{i}]")
+        self.options = _shared_options(inner, names, "Stacked")
         self.layers = nnx.List(layers)
+        self.cell = inner[0].cell
         self.merge = merges.pop() if merges else "concat"
-        self.dropout, self.residual, self.return_carry = dropout, residual, return_carry
+        self.dropout_rate, self.residual, self.return_carry = dropout_rate, residual, return_carry
+
+    def pure_params(self) -> list:
+        """One parameter dict per layer (``{"forward", "backward"}`` for bidirectional layers)."""
+        return [layer.pure_params() for layer in self.layers]
 
     def __call__(self, xs, *, seq_lengths=None, initial_carry=None, dropout_key=None):
-        first = self.layers[0]
-        base = first.forward if isinstance(first, Bidirectional) else first
-        options = {k: v for k, v in base.options.items() if k not in ("reverse", "keep_order")}
         return stacked(
-            base.cell, [layer.cell_params() for layer in self.layers], xs,
+            self.cell, self.pure_params(), xs,
             seq_lengths=seq_lengths, initial_carry=initial_carry, return_carry=self.return_carry,
-            dropout=self.dropout, dropout_key=dropout_key, residual=self.residual,
-            merge=self.merge, **options,
+            dropout_rate=self.dropout_rate, dropout_key=dropout_key, residual=self.residual,
+            merge=self.merge, **self.options,
         )

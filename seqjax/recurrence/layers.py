@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from seqjax import _checks
 from seqjax.cells.base import Cell, Params
+from seqjax.primitives import dropout
 from seqjax.recurrence.scan import rnn, zero_padding
 
 MERGES = ("concat", "sum")
@@ -95,23 +96,23 @@ def stacked(
     seq_lengths: jax.Array | None = None,
     initial_carry: Sequence | None = None,
     return_carry: bool = False,
-    dropout: float = 0.0,
+    dropout_rate: float = 0.0,
     dropout_key: jax.Array | None = None,
-    recurrent_dropout: float = 0.0,
+    recurrent_dropout_rate: float = 0.0,
     residual: bool = False,
     merge: str = "concat",
     **rnn_kwargs,
 ):
     """Run a stack of (optionally bidirectional) layers.
 
-    ``dropout`` is applied to every layer's output except the last (PyTorch's ``dropout=``),
-    with a fresh mask per element; ``recurrent_dropout`` inside each layer (one mask per
+    ``dropout_rate`` is applied to every layer's output except the last (PyTorch's ``dropout=``),
+    with a fresh mask per element; ``recurrent_dropout_rate`` inside each layer (one mask per
     sequence). Both need ``dropout_key``; without a key (evaluation) there is no dropout.
     ``residual=True`` adds each layer's input to its output where their widths match
     (``x_{l+1} = layer_l(x_l) + x_l``); a width mismatch raises. The carry is a list, one per
     layer.
     """
-    _checks.probability("dropout", dropout)
+    _checks.probability("dropout_rate", dropout_rate)
     if not len(layers):
         raise ValueError("layers must hold at least one layer's parameters; got an empty list.")
     if initial_carry is not None and len(initial_carry) != len(layers):
@@ -128,7 +129,7 @@ def stacked(
             seq_lengths=seq_lengths,
             initial_carry=None if initial_carry is None else initial_carry[index],
             return_carry=True,
-            recurrent_dropout=recurrent_dropout,
+            recurrent_dropout_rate=recurrent_dropout_rate,
             dropout_key=rec_key,
             **rnn_kwargs,
         )
@@ -143,9 +144,8 @@ def stacked(
                     f"its input width ({xs.shape[-1]})."
                 )
             ys = ys + zero_padding(xs, seq_lengths)
-        if dropout and drop_key is not None and index < len(layers) - 1:
-            keep = jax.random.bernoulli(drop_key, 1.0 - dropout, ys.shape)
-            ys = jnp.where(keep, ys / (1.0 - dropout), jnp.zeros_like(ys))
+        if dropout_rate and drop_key is not None and index < len(layers) - 1:
+            ys = dropout(ys, dropout_rate, drop_key)
         carries.append(carry)
         xs = ys
     return (carries, xs) if return_carry else xs

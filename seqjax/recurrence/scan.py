@@ -119,7 +119,7 @@ def rnn(
     unroll: int = 1,
     parallel: bool = False,
     dtype: Any = None,
-    recurrent_dropout: float = 0.0,
+    recurrent_dropout_rate: float = 0.0,
     dropout_key: jax.Array | None = None,
     fused: bool = True,
 ):
@@ -138,9 +138,9 @@ def rnn(
       unroll: passed to :func:`jax.lax.scan`.
       parallel: use the associative-scan form (cells with ``linear_coefficients`` only).
       dtype: computation dtype (default: ``xs.dtype``); parameters are cast to it.
-      recurrent_dropout: rate of variational dropout on the recurrent input ``h`` (one mask per
+      recurrent_dropout_rate: rate of variational dropout on the recurrent input ``h`` (one mask per
         sequence, the same at every step); needs ``dropout_key``. Zero or no key: no dropout.
-      dropout_key: PRNG key for ``recurrent_dropout``.
+      dropout_key: PRNG key for ``recurrent_dropout_rate``.
       fused: for the plain LSTM cell (``lstm()`` without peephole, layer norm or recurrent
         dropout), use :func:`seqjax.recurrence.fused_lstm.fused_lstm`: the same values and
         derivatives (forward and reverse mode), with a backward pass that computes the weight
@@ -163,7 +163,7 @@ def rnn(
     xs = _checks.floating_array("xs", xs, ndim=3, layout="[batch, time, features]")
     _checks.feature_size("xs", xs, input_features(params))
     batch, time, _ = xs.shape
-    _checks.probability("recurrent_dropout", recurrent_dropout)
+    _checks.probability("recurrent_dropout_rate", recurrent_dropout_rate)
     if seq_lengths is not None:
         seq_lengths = _checks.seq_lengths("seq_lengths", seq_lengths, batch=batch, time=time)
     if parallel and cell.linear_coefficients is None:
@@ -185,7 +185,7 @@ def rnn(
         initial_carry = jax.tree.map(lambda c: c.astype(dtype), initial_carry)
 
     if fused and time > 0 and not parallel and cell.step is lstm_step and set(params) == _PLAIN_LSTM_KEYS:
-        if not (recurrent_dropout and dropout_key is not None):
+        if not (recurrent_dropout_rate and dropout_key is not None):
             carry, ys = _fused_lstm(
                 params, xs, initial_carry, seq_lengths, reverse=reverse, keep_order=keep_order,
                 unroll=unroll,
@@ -193,9 +193,9 @@ def rnn(
             return (carry, ys) if return_carry else ys
 
     param_axes = {k: None for k in params}
-    if recurrent_dropout and dropout_key is not None:
+    if recurrent_dropout_rate and dropout_key is not None:
         params = params | {
-            RECURRENT_DROPOUT_MASK: _recurrent_mask(cell, params, recurrent_dropout, dropout_key, batch)
+            RECURRENT_DROPOUT_MASK: _recurrent_mask(cell, params, recurrent_dropout_rate, dropout_key, batch)
         }
         param_axes[RECURRENT_DROPOUT_MASK] = 0
 
@@ -233,10 +233,10 @@ def _fused_lstm(params, xs, carry, seq_lengths, *, reverse, keep_order, unroll):
 
 
 def _recurrent_mask(cell: Cell, params: Params, rate: float, key, batch: int) -> jax.Array:
-    _checks.probability("recurrent_dropout", rate)
+    _checks.probability("recurrent_dropout_rate", rate)
     if "w_h" not in params:
         raise ValueError(
-            f"recurrent_dropout needs a cell with a recurrent weight matrix; cell {cell.name!r} "
+            f"recurrent_dropout_rate needs a cell with a recurrent weight matrix; cell {cell.name!r} "
             "has none (its gates read only the input). Use dropout between layers instead."
         )
     hidden = params["w_h"].shape[0]

@@ -51,20 +51,20 @@ def _concrete(fn):
 
 
 RNN_STATIC = ("return_carry", "reverse", "keep_order", "unroll", "parallel", "dtype",
-              "recurrent_dropout")
+              "recurrent_dropout_rate")
 jrnn = _concrete(jax.jit(rnn, static_argnums=0, static_argnames=RNN_STATIC))
 jbidirectional = _concrete(jax.jit(
     bidirectional, static_argnums=0,
-    static_argnames=("return_carry", "merge", "unroll", "parallel", "recurrent_dropout"),
+    static_argnames=("return_carry", "merge", "unroll", "parallel", "recurrent_dropout_rate"),
 ))
 jstacked = _concrete(jax.jit(
     stacked, static_argnums=0,
-    static_argnames=("return_carry", "dropout", "recurrent_dropout", "residual", "merge",
+    static_argnames=("return_carry", "dropout_rate", "recurrent_dropout_rate", "residual", "merge",
                      "unroll", "parallel"),
 ))
 jtbptt = _concrete(jax.jit(
     truncated_bptt, static_argnums=(0, 3),
-    static_argnames=("return_carry", "unroll", "parallel", "dtype", "recurrent_dropout"),
+    static_argnames=("return_carry", "unroll", "parallel", "dtype", "recurrent_dropout_rate"),
 ))
 
 

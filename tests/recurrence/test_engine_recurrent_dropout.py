@@ -1,4 +1,4 @@
-"""Recurrent (variational) dropout: ``rnn(..., recurrent_dropout=p, dropout_key=k)``."""
+"""Recurrent (variational) dropout: ``rnn(..., recurrent_dropout_rate=p, dropout_key=k)``."""
 
 import chex
 import jax
@@ -54,7 +54,7 @@ def test_one_mask_per_sequence_same_at_every_step_and_different_across_batch():
     lengths = np.array([T, T, T, 6], np.int32)
     xs = with_garbage(inputs(), lengths)
     key = jax.random.key(3)
-    _, ys = run(cell, params, xs, lengths, recurrent_dropout=P, dropout_key=key)
+    _, ys = run(cell, params, xs, lengths, recurrent_dropout_rate=P, dropout_key=key)
     mask = infer_mask(ys, xs, params, lengths)
     assert 0.2 < mask.mean() < 0.8, mask.mean()
     assert len({row.tobytes() for row in mask}) > 1, "every sequence got the same mask"
@@ -76,7 +76,7 @@ def test_matches_manual_loop_with_one_fixed_mask(name, reverse):
     xs = with_garbage(inputs(), LENGTHS)
     init = random_carry(cell, params)
     out = run(cell, params, xs, LENGTHS, init, reverse=reverse, keep_order=reverse,
-              recurrent_dropout=P, dropout_key=key)
+              recurrent_dropout_rate=P, dropout_key=key)
     ref = reference(cell, params, xs, LENGTHS, initial_carry=init, reverse=reverse,
                     keep_order=True, masks=regenerate_masks(key))
     chex.assert_trees_all_close(out, ref, **TOL)
@@ -90,14 +90,14 @@ def test_no_key_or_zero_rate_means_no_dropout():
     cell, params = setup("lstm")
     xs = with_garbage(inputs(), LENGTHS)
     plain = run(cell, params, xs, LENGTHS)
-    chex.assert_trees_all_equal(run(cell, params, xs, LENGTHS, recurrent_dropout=P), plain)
+    chex.assert_trees_all_equal(run(cell, params, xs, LENGTHS, recurrent_dropout_rate=P), plain)
     chex.assert_trees_all_close(
-        run(cell, params, xs, LENGTHS, recurrent_dropout=0.0, dropout_key=jax.random.key(0)),
+        run(cell, params, xs, LENGTHS, recurrent_dropout_rate=0.0, dropout_key=jax.random.key(0)),
         plain, **TOL,
     )
-    a = run(cell, params, xs, LENGTHS, recurrent_dropout=P, dropout_key=jax.random.key(1))
-    b = run(cell, params, xs, LENGTHS, recurrent_dropout=P, dropout_key=jax.random.key(1))
-    c = run(cell, params, xs, LENGTHS, recurrent_dropout=P, dropout_key=jax.random.key(2))
+    a = run(cell, params, xs, LENGTHS, recurrent_dropout_rate=P, dropout_key=jax.random.key(1))
+    b = run(cell, params, xs, LENGTHS, recurrent_dropout_rate=P, dropout_key=jax.random.key(1))
+    c = run(cell, params, xs, LENGTHS, recurrent_dropout_rate=P, dropout_key=jax.random.key(2))
     chex.assert_trees_all_equal(a, b)
     assert not np.allclose(a[1], c[1])
 
@@ -108,8 +108,8 @@ def test_stacked_passes_recurrent_dropout_to_each_layer():
     xs = inputs()
     plain = jstacked(cell, layers, xs, seq_lengths=LENGTHS)
     key = jax.random.key(0)
-    a = jstacked(cell, layers, xs, seq_lengths=LENGTHS, recurrent_dropout=P, dropout_key=key)
-    b = jstacked(cell, layers, xs, seq_lengths=LENGTHS, recurrent_dropout=P, dropout_key=key)
+    a = jstacked(cell, layers, xs, seq_lengths=LENGTHS, recurrent_dropout_rate=P, dropout_key=key)
+    b = jstacked(cell, layers, xs, seq_lengths=LENGTHS, recurrent_dropout_rate=P, dropout_key=key)
     chex.assert_trees_all_equal(a, b)
     assert not np.allclose(a, plain)
     assert_padding_zero(a, LENGTHS)
@@ -118,23 +118,23 @@ def test_stacked_passes_recurrent_dropout_to_each_layer():
 @pytest.mark.parametrize("name", ["min_gru", "min_lstm"])
 def test_cells_without_recurrent_matrix_raise(name):
     cell, params = setup(name)
-    with pytest.raises(ValueError, match=r"recurrent_dropout needs a cell with a recurrent weight"):
-        rnn(cell, params, inputs(), recurrent_dropout=P, dropout_key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"recurrent_dropout_rate needs a cell with a recurrent weight"):
+        rnn(cell, params, inputs(), recurrent_dropout_rate=P, dropout_key=jax.random.key(0))
 
 
 @pytest.mark.parametrize("rate", [1.0, 1.5, -0.1])
 def test_rate_out_of_range_raises(rate):
     cell, params = setup("lstm")
-    with pytest.raises(ValueError, match=r"recurrent_dropout must lie in \[0, 1\)"):
-        rnn(cell, params, inputs(), recurrent_dropout=rate, dropout_key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"recurrent_dropout_rate must lie in \[0, 1\)"):
+        rnn(cell, params, inputs(), recurrent_dropout_rate=rate, dropout_key=jax.random.key(0))
 
 
 def test_rate_out_of_range_raises_without_key_too():
-    """BUG (minor, seqjax/recurrence/scan.py, rnn): ``recurrent_dropout`` is validated only inside
-    ``_recurrent_mask``, i.e. only when a ``dropout_key`` is given, so ``recurrent_dropout=1.5``
+    """BUG (minor, seqjax/recurrence/scan.py, rnn): ``recurrent_dropout_rate`` is validated only inside
+    ``_recurrent_mask``, i.e. only when a ``dropout_key`` is given, so ``recurrent_dropout_rate=1.5``
     passes silently at evaluation time (``stacked`` checks its ``dropout`` unconditionally).
-    Fix: call ``_checks.probability("recurrent_dropout", recurrent_dropout)`` at the top of
+    Fix: call ``_checks.probability("recurrent_dropout_rate", recurrent_dropout_rate)`` at the top of
     ``rnn``."""
     cell, params = setup("lstm")
-    with pytest.raises(ValueError, match=r"recurrent_dropout must lie in \[0, 1\)"):
-        rnn(cell, params, inputs(), recurrent_dropout=1.5)
+    with pytest.raises(ValueError, match=r"recurrent_dropout_rate must lie in \[0, 1\)"):
+        rnn(cell, params, inputs(), recurrent_dropout_rate=1.5)

@@ -76,7 +76,7 @@ def test_dropout_between_layers_zeroes_and_rescales():
     cell, layers = relu_probe()
     xs = with_garbage(inputs(), LENGTHS)
     clean = np.asarray(run(cell, layers[0], xs, LENGTHS)[1])
-    out = np.asarray(jstacked(cell, layers, xs, seq_lengths=LENGTHS, dropout=P,
+    out = np.asarray(jstacked(cell, layers, xs, seq_lengths=LENGTHS, dropout_rate=P,
                               dropout_key=jax.random.key(0)))
     assert_padding_zero(out, LENGTHS)
     valid = (np.arange(T)[None, :] < LENGTHS[:, None])[..., None] & (clean > 1e-3)
@@ -94,7 +94,7 @@ def test_dropout_between_layers_zeroes_and_rescales():
 def test_dropout_same_key_same_result_different_key_differs():
     cell, layers = layers_for("lstm", 2)
     xs = inputs()
-    f = lambda k: jstacked(cell, layers, xs, seq_lengths=LENGTHS, dropout=P, dropout_key=k)
+    f = lambda k: jstacked(cell, layers, xs, seq_lengths=LENGTHS, dropout_rate=P, dropout_key=k)
     a, b, c = f(jax.random.key(1)), f(jax.random.key(1)), f(jax.random.key(2))
     chex.assert_trees_all_equal(a, b)
     assert not np.allclose(a, c)
@@ -104,9 +104,9 @@ def test_dropout_without_key_is_evaluation():
     cell, layers = layers_for("lstm", 2)
     xs = inputs()
     eval_out = jstacked(cell, layers, xs, seq_lengths=LENGTHS)
-    no_key = jstacked(cell, layers, xs, seq_lengths=LENGTHS, dropout=P)
+    no_key = jstacked(cell, layers, xs, seq_lengths=LENGTHS, dropout_rate=P)
     chex.assert_trees_all_equal(no_key, eval_out)
-    with_key = jstacked(cell, layers, xs, seq_lengths=LENGTHS, dropout=P,
+    with_key = jstacked(cell, layers, xs, seq_lengths=LENGTHS, dropout_rate=P,
                         dropout_key=jax.random.key(0))
     assert not np.allclose(with_key, eval_out)
 
@@ -114,7 +114,7 @@ def test_dropout_without_key_is_evaluation():
 def test_last_layer_output_never_dropped():
     cell, layers = layers_for("gru", 1)
     xs = inputs()
-    out = jstacked(cell, layers, xs, seq_lengths=LENGTHS, dropout=P,
+    out = jstacked(cell, layers, xs, seq_lengths=LENGTHS, dropout_rate=P,
                    dropout_key=jax.random.key(0))
     chex.assert_trees_all_equal(out, jstacked(cell, layers, xs, seq_lengths=LENGTHS))
 

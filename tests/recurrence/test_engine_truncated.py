@@ -227,8 +227,8 @@ def test_recurrent_dropout_mask_is_the_same_across_chunks():
     xs = xs10()
     key = jax.random.key(7)
     init = random_carry(cell, params)
-    kw = dict(seq_lengths=LENGTHS10, initial_carry=init, return_carry=True, recurrent_dropout=0.5,
+    kw = dict(seq_lengths=LENGTHS10, initial_carry=init, return_carry=True, recurrent_dropout_rate=0.5,
               dropout_key=key)
     chex.assert_trees_all_close(jtbptt(cell, params, xs, 3, **kw),
-                                run(cell, params, xs, LENGTHS10, init, recurrent_dropout=0.5,
+                                run(cell, params, xs, LENGTHS10, init, recurrent_dropout_rate=0.5,
                                     dropout_key=key), **TOL)

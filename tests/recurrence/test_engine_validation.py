@@ -107,16 +107,16 @@ CASES = {
         r"xs has 5 features .*expect 3",
     ),
     "dropout_one": (
-        lambda: stacked(GRU, LAYERS, XS, dropout=1.0, dropout_key=jax.random.key(0)),
-        r"dropout must lie in \[0, 1\); got 1.0",
+        lambda: stacked(GRU, LAYERS, XS, dropout_rate=1.0, dropout_key=jax.random.key(0)),
+        r"dropout_rate must lie in \[0, 1\); got 1.0",
     ),
     "dropout_negative": (
-        lambda: stacked(GRU, LAYERS, XS, dropout=-0.2),
-        r"dropout must lie in \[0, 1\); got -0.2",
+        lambda: stacked(GRU, LAYERS, XS, dropout_rate=-0.2),
+        r"dropout_rate must lie in \[0, 1\); got -0.2",
     ),
     "recurrent_dropout_one": (
-        lambda: rnn(GRU, GRU_PARAMS, XS, recurrent_dropout=1.0, dropout_key=jax.random.key(0)),
-        r"recurrent_dropout must lie in \[0, 1\); got 1.0",
+        lambda: rnn(GRU, GRU_PARAMS, XS, recurrent_dropout_rate=1.0, dropout_key=jax.random.key(0)),
+        r"recurrent_dropout_rate must lie in \[0, 1\); got 1.0",
     ),
     "stacked_num_layers": (
         lambda: stacked_init(GRU, jax.random.key(0), D, 5, 0),

@@ -120,9 +120,9 @@ def test_only_the_plain_lstm_is_fused():
         p = variant.init(jax.random.key(0), D, H)
         assert not uses_fused(variant, p, xs)
     # Recurrent dropout adds a mask to the parameters: the generic path handles it.
-    assert not uses_fused(cell, params, xs, recurrent_dropout=0.5, dropout_key=jax.random.key(0))
+    assert not uses_fused(cell, params, xs, recurrent_dropout_rate=0.5, dropout_key=jax.random.key(0))
     # A rate of zero (or no key) means no dropout: still the plain LSTM.
-    assert uses_fused(cell, params, xs, recurrent_dropout=0.0, dropout_key=jax.random.key(0))
+    assert uses_fused(cell, params, xs, recurrent_dropout_rate=0.0, dropout_key=jax.random.key(0))
 
 
 def test_bfloat16_matches_generic_scan():

@@ -25,6 +25,8 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from seqjax import _checks
+
 Params = dict[str, jax.Array]
 Carry = Any
 
@@ -39,6 +41,16 @@ class Cell(NamedTuple):
     zero_carry: Callable[[Params, Any], Carry]
     linear_coefficients: Optional[Callable[[Params, jax.Array], tuple[jax.Array, jax.Array]]] = None
     name: str = "cell"
+
+
+def check_sizes(in_features: Any, hidden_features: Any, recurrent_scale: Any = None) -> None:
+    """The checks every cell ``init`` runs first: positive integer sizes (and a positive
+    ``recurrent_scale`` when given), so a zero or negative size is a clear error rather than a
+    ``ZeroDivisionError`` or an XLA shape error."""
+    _checks.positive_int("in_features", in_features)
+    _checks.positive_int("hidden_features", hidden_features)
+    if recurrent_scale is not None:
+        _checks.positive_float("recurrent_scale", recurrent_scale)
 
 
 def recurrent_input(params: Params, h: jax.Array) -> jax.Array:
@@ -65,15 +77,6 @@ def orthogonal_blocks(key: jax.Array, hidden: int, blocks: int, scale: float = 1
     keys = jax.random.split(key, blocks)
     ortho = jax.nn.initializers.orthogonal(scale)
     return jnp.concatenate([ortho(k, (hidden, hidden), jnp.float32) for k in keys], axis=1)
-
-
-def layer_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, eps: float = 1e-5) -> jax.Array:
-    """LayerNorm over the last axis with statistics in float32: ``scale * (x - mu) / sigma + bias``."""
-    x32 = x.astype(jnp.float32)
-    mean = x32.mean(-1, keepdims=True)
-    var = jnp.square(x32 - mean).mean(-1, keepdims=True)
-    y = (x32 - mean) * jax.lax.rsqrt(var + eps)
-    return (y * scale + bias).astype(x.dtype)
 
 
 def cast(params: Params, dtype: Any) -> Params:

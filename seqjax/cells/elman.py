@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax import _checks
-from seqjax.cells.base import Cell, Params, orthogonal_blocks, recurrent_input, uniform
+from seqjax.cells.base import Cell, Params, check_sizes, orthogonal_blocks, recurrent_input, uniform
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
@@ -51,6 +51,7 @@ def elman_init(
     ``recurrent_scale``: if given, ``w_h`` is instead an orthogonal matrix times this value, so
     its spectral radius is exactly ``recurrent_scale`` (used to study gradient flow).
     """
+    check_sizes(in_features, hidden_features, recurrent_scale)
     k_i, k_h, k_b = jax.random.split(key, 3)
     bound = 1.0 / math.sqrt(hidden_features)
     if recurrent_scale is None:

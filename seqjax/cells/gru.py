@@ -45,10 +45,11 @@ import math
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells.base import Cell, Params, orthogonal_blocks, recurrent_input, uniform
+from seqjax.cells.base import Cell, Params, check_sizes, orthogonal_blocks, recurrent_input, uniform
 
 
 def _init(key, in_features, hidden_features, recurrent_scale, reset_after: bool) -> Params:
+    check_sizes(in_features, hidden_features, recurrent_scale)
     h = hidden_features
     k_i, k_h, k_b, k_n = jax.random.split(key, 4)
     bound = 1.0 / math.sqrt(h)

@@ -49,14 +49,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells.base import (
-    Cell,
-    Params,
-    layer_norm,
-    orthogonal_blocks,
-    recurrent_input,
-    uniform,
-)
+from seqjax.cells.base import Cell, Params, check_sizes, orthogonal_blocks, recurrent_input, uniform
+from seqjax.primitives import layer_norm
 
 
 class LSTMState(NamedTuple):
@@ -79,6 +73,7 @@ def lstm_init(
     ``recurrent_scale``: if given, each gate's ``[h, h]`` block of ``w_h`` is an orthogonal matrix
     times this value (spectral radius exactly ``recurrent_scale``).
     """
+    check_sizes(in_features, hidden_features, recurrent_scale)
     h = hidden_features
     k_i, k_h, k_p = jax.random.split(key, 3)
     bound = 1.0 / math.sqrt(h)
@@ -111,9 +106,8 @@ def lstm_step(params: Params, carry: LSTMState, x: jax.Array) -> tuple[LSTMState
     h_part = recurrent_input(params, h_prev) @ params["w_h"]
     normalised = "ln_x_scale" in params
     if normalised:
-        zeros = jnp.zeros_like(params["ln_x_scale"])
-        x_part = layer_norm(x_part, params["ln_x_scale"], zeros)
-        h_part = layer_norm(h_part, params["ln_h_scale"], zeros)
+        x_part = layer_norm({"scale": params["ln_x_scale"]}, x_part)  # no shift: the gate bias follows
+        h_part = layer_norm({"scale": params["ln_h_scale"]}, h_part)
     z_i, z_f, z_g, z_o = jnp.split(x_part + h_part + params["b"], 4, axis=-1)
     if "peephole" in params:
         p_i, p_f, p_o = params["peephole"]
@@ -122,7 +116,7 @@ def lstm_step(params: Params, carry: LSTMState, x: jax.Array) -> tuple[LSTMState
     c = jax.nn.sigmoid(z_f) * c_prev + jax.nn.sigmoid(z_i) * jnp.tanh(z_g)
     if "peephole" in params:
         z_o = z_o + p_o * c
-    c_out = layer_norm(c, params["ln_c_scale"], params["ln_c_bias"]) if normalised else c
+    c_out = layer_norm({"scale": params["ln_c_scale"], "bias": params["ln_c_bias"]}, c) if normalised else c
     h = jax.nn.sigmoid(z_o) * jnp.tanh(c_out)
     return LSTMState(h, c), h
 

@@ -42,10 +42,11 @@ import math
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells.base import Cell, Params, uniform
+from seqjax.cells.base import Cell, Params, check_sizes, uniform
 
 
 def _init(key, in_features, hidden_features, blocks) -> Params:
+    check_sizes(in_features, hidden_features)
     k_w, k_b = jax.random.split(key)
     bound = 1.0 / math.sqrt(in_features)  # nn.Linear's default
     return {

@@ -24,6 +24,7 @@ import pytest
 from jax.test_util import check_grads
 
 from seqjax.cells import LSTMState, elman, elman_init, gru, gru_cho, lstm, min_gru, min_lstm
+from seqjax import cells
 from seqjax.cells.base import Cell
 from seqjax.recurrence import rnn
 
@@ -347,3 +348,19 @@ def test_parallel_rejects_nonlinear_cells():
     cell, params, xs, _ = setup("gru")
     with pytest.raises(ValueError, match="parallel"):
         rnn(cell, params, xs, parallel=True)
+
+
+# Before, lstm().init(key, 4, 0) raised ZeroDivisionError and a negative size an MLIR error.
+@pytest.mark.parametrize("make", [cells.elman, cells.lstm, cells.gru, cells.gru_cho, cells.min_gru, cells.min_lstm])
+@pytest.mark.parametrize("in_features, hidden_features, name", [
+    (4, 0, "hidden_features"), (4, -3, "hidden_features"), (0, 4, "in_features"), (-1, 4, "in_features"),
+    (True, 4, "in_features"), (4, 2.0, "hidden_features"),
+])
+def test_init_validates_sizes(make, in_features, hidden_features, name):
+    with pytest.raises(ValueError, match=f"{name} must be a positive integer; got"):
+        make().init(jax.random.key(0), in_features, hidden_features)
+
+
+def test_recurrent_scale_validated():
+    with pytest.raises(ValueError, match="recurrent_scale must be a positive finite number"):
+        cells.lstm(recurrent_scale=-1.0).init(jax.random.key(0), 3, 4)

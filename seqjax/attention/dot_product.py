@@ -16,7 +16,8 @@ copy of the kv heads is made: the query heads are grouped instead.
 
 Dropout (rate ``dropout_rate``) acts on the weights, scaled by ``1 / (1 - rate)``, and only when a
 ``dropout_key`` is given (no key: evaluation mode, as everywhere in seqjax). The returned weights
-are the pre-dropout ones, for visualisation (seed 000, B28).
+are the pre-dropout ones, for visualisation (a heatmap of dropped weights shows the dropout
+mask, not what the model attends to).
 """
 
 from __future__ import annotations

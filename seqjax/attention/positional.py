@@ -1,15 +1,15 @@
 """Positional information: sinusoidal and learned tables (added to embeddings), rotary embeddings
 (RoPE, applied to queries and keys) and ALiBi (a bias on the attention logits).
 
-**Sinusoidal** (Vaswani et al. 2017; seeds 000 M14, 002, 004), interleaved sin/cos per frequency::
+**Sinusoidal** (Vaswani et al. 2017, section 3.5), interleaved sin/cos per frequency::
 
     PE(pos, 2i)   = sin(pos / base^(2i / d))        base = 10000
     PE(pos, 2i+1) = cos(pos / base^(2i / d))        i = 0 .. d/2 - 1
 
-It is a fixed constant, never a parameter (seed 000 B9: a table registered as a parameter was
-overwritten by Xavier init). For each frequency ``w_i`` the pair ``(sin, cos)`` at ``pos + k`` is
+It is a fixed constant, never a parameter (a textbook Transformer that registers the table as a
+parameter has it overwritten by its Xavier init). For each frequency ``w_i`` the pair ``(sin, cos)`` at ``pos + k`` is
 the pair at ``pos`` rotated by the angle ``k w_i``, so ``PE(pos + k)`` is a linear function of
-``PE(pos)`` (seed 000 §11.3.4); the tests check this.
+``PE(pos)`` (the property Vaswani et al. cite for choosing it); the tests check this.
 
 **Learned** (BERT, GPT): a ``[max_len, d]`` table initialised N(0, 0.02^2) and trained.
 
@@ -69,7 +69,7 @@ def sinusoidal_table(max_len: int, d_model: int, *, base: float = 10000.0, dtype
     Example::
 
         >>> from seqjax.attention import sinusoidal_table
-        >>> [round(float(v), 3) for v in sinusoidal_table(3, 6)[2]]  # seed 001's d=6 table, corrected
+        >>> [round(float(v), 3) for v in sinusoidal_table(3, 6)[2]]  # position 2, d = 6
         [0.909, -0.416, 0.093, 0.996, 0.004, 1.0]
     """
     _checks.nonnegative_int("max_len", max_len)

@@ -1,4 +1,5 @@
-"""Attention score functions for one query, as in the recurrent encoder-decoder (seed 004, L246-252).
+"""Attention score functions for one query, as in the recurrent encoder-decoder
+(Bahdanau et al. 2015; Luong et al. 2015).
 
 A score compares a query ``q`` ``[d_q]`` (the decoder state ``s_{i-1}``) with every key ``k_j``
 (the encoder states ``h_j``, ``keys`` ``[s, d_k]``) and gives logits ``e`` ``[s]``; :func:`attend`

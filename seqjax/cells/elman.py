@@ -1,11 +1,11 @@
-"""Elman RNN cell (seed 000 §11.1.1, seed 004; ``torch.nn.RNN``).
+"""Elman RNN cell (Elman 1990; ``torch.nn.RNN``).
 
 Equations, for input ``x_t`` of shape ``[d]`` and state ``h`` of shape ``[h]``::
 
     h_t = phi(x_t W_i + h_{t-1} W_h + b)        phi = tanh (default) or relu
     y_t = h_t
 
-The seeds write the column-vector form ``h_t = tanh(W_hh h_{t-1} + W_xh x_t + b_h)``; here weights
+Textbooks write the column-vector form ``h_t = tanh(W_hh h_{t-1} + W_xh x_t + b_h)``; here weights
 are stored transposed (row-vector convention), so ``W_i = W_xh^T``.
 
 Parameter layout::

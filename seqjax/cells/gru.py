@@ -1,4 +1,5 @@
-"""GRU cells in the two conventions the seeds use.
+"""GRU cells in the two conventions in use: reset after the recurrent product (PyTorch, cuDNN,
+Flax) and before it (Cho et al. 2014).
 
 Both use gate order ``r, z, n`` (PyTorch's) and the same update-gate direction, in which
 ``z`` close to 1 *keeps the old state*::
@@ -13,7 +14,7 @@ They differ in where the reset gate acts on the candidate ``n_t``:
 
       n_t = tanh(x W_in + b_in + r_t * (h_{t-1} W_hn + b_hn))
 
-* :func:`gru_cho` (``"reset_before"``: Cho et al. 2014, seed 000 §11.1 ``CustomGRU``, seed 001)::
+* :func:`gru_cho` (``"reset_before"``: Cho et al. 2014, and the GRU of most textbooks)::
 
       n_t = tanh(x W_in + (r_t * h_{t-1}) W_hn + b_n)
 
@@ -114,7 +115,7 @@ def gru_zero_carry(params: Params, dtype=jnp.float32) -> jax.Array:
 def flip_update_gate(params: Params) -> Params:
     """Negate the update gate's weights and bias, turning ``z`` into ``1 - z``.
 
-    Use it to load weights trained with the seeds' ``h = (1 - z) h_prev + z n`` convention.
+    Use it to load weights trained with the opposite ``h = (1 - z) h_prev + z n`` convention (common in textbooks).
     """
     hidden = params["w_h"].shape[0]
     z = slice(hidden, 2 * hidden)
@@ -132,7 +133,7 @@ def gru(*, recurrent_scale: float | None = None) -> Cell:
 
 
 def gru_cho(*, recurrent_scale: float | None = None) -> Cell:
-    """The reset-before GRU (Cho et al. 2014; seeds 000 and 001)."""
+    """The reset-before GRU (Cho et al. 2014)."""
     return Cell(
         init=functools.partial(gru_cho_init, recurrent_scale=recurrent_scale),
         step=gru_cho_step,

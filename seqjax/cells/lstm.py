@@ -4,11 +4,11 @@ Gate order is ``i, f, g, o`` (PyTorch's and Flax's), so one product per input co
 gates. For input ``x`` ``[d]`` and carry ``(h, c)`` each ``[h]``::
 
     z            = x W_i + h_{t-1} W_h + b                       # [4h], split into z_i z_f z_g z_o
-    i_t          = sigmoid(z_i + p_i * c_{t-1})                  # input gate  (seed 001: "learn gate")
+    i_t          = sigmoid(z_i + p_i * c_{t-1})                  # input gate  (the course notes' "learn gate")
     f_t          = sigmoid(z_f + p_f * c_{t-1})                  # forget gate
-    g_t          = tanh(z_g)                                     # candidate C~_t (seed 001: N_t)
-    c_t          = f_t * c_{t-1} + i_t * g_t                     # seed 001: "remember gate"
-    o_t          = sigmoid(z_o + p_o * c_t)                      # output gate (seed 001: "use gate")
+    g_t          = tanh(z_g)                                     # candidate C~_t (the course notes' N_t)
+    c_t          = f_t * c_{t-1} + i_t * g_t                     # the course notes' "remember gate"
+    o_t          = sigmoid(z_o + p_o * c_t)                      # output gate (the course notes' "use gate")
     h_t          = o_t * tanh(c_t)
 
 The peephole terms ``p_*`` (Gers & Schmidhuber 2000) are present only when ``params`` has the key
@@ -155,9 +155,10 @@ def lstm(
 def gate_formulation_params(
     *, W_f, b_f, W_i, b_i, W_N, b_N, W_o, b_o, hidden_features: int
 ) -> Params:
-    """Map seed 001's per-gate weights onto the fused LSTM layout.
+    """Map the per-gate weights of the "forget / learn / remember / use gate" formulation (the
+    course notes' introduction to LSTMs) onto the fused LSTM layout.
 
-    Seed 001 writes each gate as ``sigma(W [h_{t-1}, x_t] + b)`` with ``W`` of shape
+    That formulation writes each gate as ``sigma(W [h_{t-1}, x_t] + b)`` with ``W`` of shape
     ``[h, h + d]`` acting on the concatenation *hidden first*. The learn gate is ``i_t`` with its
     candidate ``N_t`` (our ``g``), the remember gate is the cell update (no parameters) and the use
     gate is the output gate. Stacking the row blocks in the order ``i, f, N, o`` and splitting the
@@ -175,7 +176,7 @@ def gate_formulation_params(
 def gate_formulation_step(params: Params, carry: LSTMState, x: jax.Array):
     """Seed 001's gates, written out literally (used to test that it is the LSTM, nothing more).
 
-    ``params`` holds ``W_f, b_f, W_i, b_i, W_N, b_N, W_o, b_o`` in the seed's layout.
+    ``params`` holds ``W_f, b_f, W_i, b_i, W_N, b_N, W_o, b_o`` in that formulation's layout.
     """
     stm, ltm = carry  # short-term memory = h, long-term memory = C
     hx = jnp.concatenate([stm, x])

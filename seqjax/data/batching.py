@@ -12,7 +12,7 @@ Three ways to turn data into fixed-shape batches:
   parallel contiguous streams and cut them into consecutive ``[batch, k]`` windows of inputs and
   next-token targets. Row ``r`` of window ``i + 1`` continues row ``r`` of window ``i``, so the
   carry after window ``i`` is exactly the right initial carry for window ``i + 1`` (stateful /
-  truncated-BPTT training, seeds 001 §2.10 and 003 §8: carry the state across windows with
+  truncated-BPTT training (Williams & Peng 1990): carry the state across windows with
   :func:`jax.lax.stop_gradient`).
 
 Everything here is NumPy on the host; randomness is an explicit ``numpy.random.Generator`` or an

@@ -98,9 +98,9 @@ def sequence_reversal(
 def ends_with_pattern(
     key: jax.Array, batch: int, length: int, *, vocab_size: int = 5, pattern=(1, 2, 3)
 ) -> tuple[jax.Array, jax.Array]:
-    """Seed 000 E1's "does the sequence end with [1, 2, 3]?" task, with balanced classes.
+    """The "does the sequence end with [1, 2, 3]?" task (the textbook chapter's first RNN example), with balanced classes.
 
-    The seed draws tokens iid, so only 1 in 125 sequences is positive and an all-negative classifier
+    The textbook draws tokens iid, so only 1 in 125 sequences is positive and an all-negative classifier
     scores 99.2%. Here exactly half the batch (rounded down) is positive: its last tokens are set to
     ``pattern``; in the other half the last token is redrawn, where needed, so that the sequence
     does *not* end with the pattern. Chance accuracy is 0.5. Returns tokens ``[b, t]`` int32 and
@@ -138,7 +138,7 @@ def noisy_sines(
     """Windows of a multi-tone sine with Gaussian noise, and the next value to forecast.
 
     ``s_t = sum_k A_k sin(w_k t + phi_k) + noise * N(0, 1)`` with a random phase ``phi_k`` per
-    window and tone (seed 000 E14 uses ``0.8 sin(0.1 t) + 0.2 sin(0.05 t) + 0.2 N(0, 1)``).
+    window and tone (the textbook chapter's LSTM exercise uses ``0.8 sin(0.1 t) + 0.2 sin(0.05 t) + 0.2 N(0, 1)``).
     Returns ``xs`` ``[b, length, 1]`` (steps ``0..length-1``) and ``ys`` ``[b]`` (step ``length``).
     The noise alone makes ``noise**2`` the lowest reachable MSE.
     """
@@ -162,7 +162,8 @@ def noisy_sines(
 def delayed_match_to_sample(
     key: jax.Array, batch: int, length: int, features: int = 8
 ) -> tuple[jax.Array, jax.Array]:
-    """Delayed match-to-sample (seed 000 §11.4, ``simulate_wm_task``), with labels to learn.
+    """Delayed match-to-sample (the working-memory task of the textbook chapter's neuroscience
+    section), with labels to learn.
 
     Step 0 is the sample ``~ U(0, 1)^features``, steps ``1..length-2`` are distractors from the
     same distribution, and the last step is the probe: the sample itself (match, label 1) with

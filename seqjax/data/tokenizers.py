@@ -6,8 +6,8 @@ size) and ``save(path)`` / ``load(path)`` as JSON (:func:`load_tokenizer` reads 
 
 * :class:`CharTokenizer`: one id per character. ``decode(encode(text)) == text`` for every text
   whose characters are in the vocabulary. Fitted vocabularies are sorted by code point, so the
-  same text always gives the same ids (seed 003's ``list(set(text))`` depends on
-  ``PYTHONHASHSEED``; seed-notes 003 [ERR] 5).
+  same text always gives the same ids (a vocabulary built as ``list(set(text))`` depends on
+  ``PYTHONHASHSEED``).
 * :class:`WordTokenizer`: lower-casing and punctuation splitting (BERT's basic tokenizer, rules
   in :func:`split_words`). Whitespace is not kept, so ``decode`` joins tokens with one space:
   ``decode(encode(text)) == " ".join(tokenize(text))``, which is ``text`` itself for text that is

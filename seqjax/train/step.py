@@ -13,7 +13,7 @@ order). For a loss averaged over *valid tokens* (a padding mask), micro-batches 
 token counts are weighted equally instead of per token; keep token counts balanced, or return a
 ``sum`` loss divided by a count fixed for the whole batch.
 
-The functional NNX pattern (DESIGN.md)::
+The functional NNX pattern (``docs/DESIGN.md``, Conventions)::
 
     graphdef, params, rest = split_params(model)              # nnx.split(model, nnx.Param, ...)
     loss_fn = module_loss(graphdef, lambda m, batch, key: ..., rest)
@@ -35,7 +35,7 @@ A runnable one, with a plain pytree and two micro-batches::
 
 ``loss_fn(params, batch, key) -> loss`` (or ``(loss, aux_dict)`` with ``has_aux=True``) is pure:
 the model is rebuilt from ``params`` inside it with ``nnx.merge`` and nothing is mutated (a
-mutation inside ``jax.grad`` raises ``TraceContextError``; DESIGN.md, Known traps).
+mutation inside ``jax.grad`` raises ``TraceContextError``; ``docs/DESIGN.md``, Known traps).
 
 Choices and why
     * **Accumulation with ``lax.scan`` inside one jitted step**, not ``optax.MultiSteps``: one call

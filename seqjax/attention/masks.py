@@ -55,24 +55,25 @@ def masked_softmax(logits: jax.Array, mask: jax.Array | None = None, axis: int =
     return jnp.where(mask, weights, 0.0)
 
 
-def sequence_mask(lengths: Any, max_len: int) -> jax.Array:
-    """``[b, max_len]``: True at the valid (non-padded) positions ``j < lengths[b]``.
+def sequence_mask(seq_lengths: Any, max_len: int) -> jax.Array:
+    """``[b, max_len]``: True at the valid (non-padded) positions ``j < seq_lengths[b]``.
 
-    Right padding, as ``seq_lengths`` in :func:`seqjax.recurrence.rnn`.
+    Right padding, as ``seq_lengths`` in :func:`seqjax.recurrence.rnn`. This is a per-token
+    mask, not an attention mask: attention takes :func:`padding_mask` (``[b, 1, 1, s]``).
     """
     _checks.nonnegative_int("max_len", max_len)
-    lengths = _lengths("lengths", lengths, max_len)
-    return jnp.arange(max_len)[None, :] < lengths[:, None]
+    seq_lengths = _lengths("seq_lengths", seq_lengths, max_len)
+    return jnp.arange(max_len)[None, :] < seq_lengths[:, None]
 
 
-def padding_mask(lengths: Any, max_len: int) -> jax.Array:
-    """Key-padding mask ``[b, 1, 1, s]``: query ``i`` may attend key ``j`` iff ``j < lengths[b]``.
+def padding_mask(seq_lengths: Any, max_len: int) -> jax.Array:
+    """Key-padding mask ``[b, 1, 1, s]``: query ``i`` may attend key ``j`` iff ``j < seq_lengths[b]``.
 
     Args:
-      lengths: ``[b]`` integers in ``[0, max_len]``, the number of valid keys per sequence.
+      seq_lengths: ``[b]`` integers in ``[0, max_len]``, the number of valid keys per sequence.
       max_len: ``s``, the padded key length.
     """
-    return sequence_mask(lengths, max_len)[:, None, None, :]
+    return sequence_mask(seq_lengths, max_len)[:, None, None, :]
 
 
 def causal_mask(q_len: int, kv_len: int | None = None, *, offset: int = 0) -> jax.Array:
@@ -93,17 +94,18 @@ def causal_mask(q_len: int, kv_len: int | None = None, *, offset: int = 0) -> ja
 
 
 def cross_attention_mask(
-    query_lengths: Any, key_lengths: Any, q_len: int, kv_len: int
+    tgt_lengths: Any, src_lengths: Any, q_len: int, kv_len: int
 ) -> jax.Array:
-    """``[b, 1, t, s]``: True iff query ``i < query_lengths[b]`` and key ``j < key_lengths[b]``.
+    """``[b, 1, t, s]``: True iff query (target) ``i < tgt_lengths[b]`` and key (source)
+    ``j < src_lengths[b]``.
 
     Padded query rows are fully masked, so their attention output is zero.
     """
-    q = sequence_mask(query_lengths, q_len)
-    k = sequence_mask(key_lengths, kv_len)
+    q = sequence_mask(tgt_lengths, q_len)
+    k = sequence_mask(src_lengths, kv_len)
     if q.shape[0] != k.shape[0]:
         raise ValueError(
-            f"query_lengths and key_lengths must have the same batch size; got {q.shape[0]} "
+            f"tgt_lengths and src_lengths must have the same batch size; got {q.shape[0]} "
             f"and {k.shape[0]}."
         )
     return (q[:, :, None] & k[:, None, :])[:, None]

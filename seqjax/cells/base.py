@@ -20,6 +20,7 @@ step (Gal & Ghahramani 2016) while the state itself is carried intact.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -51,6 +52,15 @@ def check_sizes(in_features: Any, hidden_features: Any, recurrent_scale: Any = N
     _checks.positive_int("hidden_features", hidden_features)
     if recurrent_scale is not None:
         _checks.positive_float("recurrent_scale", recurrent_scale)
+
+
+def recurrent_weights(key: jax.Array, hidden: int, blocks: int, recurrent_scale: float | None) -> jax.Array:
+    """``w_h`` ``[hidden, blocks * hidden]``: PyTorch's U(+-1/sqrt(h)) by default, or with
+    ``recurrent_scale`` one orthogonal block per gate times it (spectral radius exactly
+    ``recurrent_scale``: the knob of gradient-flow studies)."""
+    if recurrent_scale is None:
+        return uniform(key, (hidden, blocks * hidden), 1.0 / math.sqrt(hidden))
+    return orthogonal_blocks(key, hidden, blocks, recurrent_scale)
 
 
 def recurrent_input(params: Params, h: jax.Array) -> jax.Array:

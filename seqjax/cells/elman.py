@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax import _checks
-from seqjax.cells.base import Cell, Params, check_sizes, orthogonal_blocks, recurrent_input, uniform
+from seqjax.cells.base import Cell, Params, check_sizes, recurrent_input, recurrent_weights, uniform
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
@@ -54,10 +54,7 @@ def elman_init(
     check_sizes(in_features, hidden_features, recurrent_scale)
     k_i, k_h, k_b = jax.random.split(key, 3)
     bound = 1.0 / math.sqrt(hidden_features)
-    if recurrent_scale is None:
-        w_h = uniform(k_h, (hidden_features, hidden_features), bound)
-    else:
-        w_h = orthogonal_blocks(k_h, hidden_features, 1, recurrent_scale)
+    w_h = recurrent_weights(k_h, hidden_features, 1, recurrent_scale)
     return {
         "w_i": uniform(k_i, (in_features, hidden_features), bound),
         "w_h": w_h,

@@ -46,7 +46,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells.base import Cell, Params, check_sizes, orthogonal_blocks, recurrent_input, uniform
+from seqjax.cells.base import Cell, Params, check_sizes, recurrent_input, recurrent_weights, uniform
 
 
 def _init(key, in_features, hidden_features, recurrent_scale, reset_after: bool) -> Params:
@@ -54,11 +54,7 @@ def _init(key, in_features, hidden_features, recurrent_scale, reset_after: bool)
     h = hidden_features
     k_i, k_h, k_b, k_n = jax.random.split(key, 4)
     bound = 1.0 / math.sqrt(h)
-    w_h = (
-        uniform(k_h, (h, 3 * h), bound)
-        if recurrent_scale is None
-        else orthogonal_blocks(k_h, h, 3, recurrent_scale)
-    )
+    w_h = recurrent_weights(k_h, h, 3, recurrent_scale)
     params = {
         "w_i": uniform(k_i, (in_features, 3 * h), bound),
         "w_h": w_h,

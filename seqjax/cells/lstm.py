@@ -49,7 +49,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells.base import Cell, Params, check_sizes, orthogonal_blocks, recurrent_input, uniform
+from seqjax.cells.base import Cell, Params, check_sizes, recurrent_input, recurrent_weights, uniform
 from seqjax.primitives import layer_norm
 
 
@@ -77,11 +77,7 @@ def lstm_init(
     h = hidden_features
     k_i, k_h, k_p = jax.random.split(key, 3)
     bound = 1.0 / math.sqrt(h)
-    w_h = (
-        uniform(k_h, (h, 4 * h), bound)
-        if recurrent_scale is None
-        else orthogonal_blocks(k_h, h, 4, recurrent_scale)
-    )
+    w_h = recurrent_weights(k_h, h, 4, recurrent_scale)
     params = {
         "w_i": uniform(k_i, (in_features, 4 * h), bound),
         "w_h": w_h,

@@ -16,8 +16,9 @@ A benchmark (:class:`Benchmark`) names its contenders and a module with
 4. prints its measurements as one ``RESULT {json}`` line.
 
 The driver never imports jax or torch itself (library versions are read from the installed
-package metadata). A process that fails, runs out of memory or past ``time_limit`` becomes a status
-in the report, and a contender that failed is not started again for that config. Statistics: :mod:`benchmarks.stats`; tables: :mod:`benchmarks.tables`.
+package metadata). A process that fails, runs out of memory or runs past ``time_limit`` becomes a
+status in the report, and a contender that failed is not started again for that config.
+Statistics: :mod:`benchmarks.stats`; tables: :mod:`benchmarks.tables`.
 """
 
 from __future__ import annotations
@@ -211,10 +212,12 @@ def run(
     settings: Settings = Settings(),
     extra: dict | None = None,
     say: Callable[[str], None] = print,
+    after_config: Callable[[dict], None] | None = None,
 ) -> dict:
     """Run every config for ``settings.rounds`` alternating rounds; returns the report (JSON-ready).
 
-    ``extra`` goes into the report's settings as is (the benchmark's own options).
+    ``extra`` goes into the report's settings as is (the benchmark's own options);
+    ``after_config`` is called with the report so far after each config (to save it as it grows).
     """
     names = [c.name for c in benchmark.contenders] if contenders is None else list(contenders)
     for name in names:
@@ -244,6 +247,10 @@ def run(
     }
     for config in configs:
         report["configs"].append(_run_config(benchmark, config, names, settings, say))
+        report["settings"]["load_average_end"] = list(os.getloadavg())
+        report["wall_s"] = time.perf_counter() - start
+        if after_config is not None:
+            after_config(report)
     report["settings"]["load_average_end"] = list(os.getloadavg())
     report["wall_s"] = time.perf_counter() - start
     return report
@@ -315,7 +322,7 @@ def _aggregate(per_round: list[dict]) -> dict:
 
     out["time_s"] = summary("median_s")
     for key in ("compile_s", "warmup_s", "calibration_gflops", "process_peak_mib", "added_mib",
-                "process_wall_s"):
+                "added_later_mib", "process_wall_s"):
         out[key] = summary(key)
     out["reps"] = [len(r["samples_s"]) for r in ok]
     out["finite"] = all(r["finite"] for r in ok)
@@ -379,8 +386,9 @@ def execute(benchmark: Benchmark, configs: Sequence[Config], args: argparse.Name
     from benchmarks import tables
 
     settings = settings_from(args, p)
+    save = None if args.out is None else (lambda report: write_json(report, args.out))  # as it grows
     report = run(benchmark, configs, contenders=args.contenders, settings=settings, extra=extra,
-                 say=lambda line: print(line, file=sys.stderr, flush=True))
+                 say=lambda line: print(line, file=sys.stderr, flush=True), after_config=save)
     print(tables.format_report(report))
     if args.out is not None:
         write_json(report, args.out)

@@ -6,8 +6,9 @@ Three tables and a header:
   per-process medians, then ``subject / other``: the ratio of medians (min–max of the per-round
   ratios). This is the table to paste into the README.
 - **memory**: each contender's whole-process peak resident set (median over rounds) and, in
-  brackets, the increment during the timed calls (peak during the calls minus the resident set
-  just before them: the memory the computation itself needed).
+  brackets, two increments (:func:`benchmarks.timing.time_calls`): the peak during all calls over
+  the resident set before the first (inputs built, program compiled), and the peak during the
+  later calls over the resident set the first call left (without one-time allocations).
 - **details**: per config and contender: rounds that succeeded, timed calls per process,
   compile time, the warm-up call, the process's wall time and its matmul calibration.
 
@@ -114,8 +115,8 @@ def memory_table(report: dict) -> str:
                 cells.append(r["status"] if r["rounds_ok"] == 0 else "–")
                 continue
             cell = fmt_mib(r["process_peak_mib"]["median"])
-            if r.get("added_mib"):
-                cell += f" (+{fmt_mib(r['added_mib']['median'])})"
+            if r.get("added_mib") and r.get("added_later_mib"):
+                cell += f" (+{fmt_mib(r['added_mib']['median'])}, +{fmt_mib(r['added_later_mib']['median'])})"
             cells.append(cell)
         lines.append(_row(cells))
     return "\n".join(lines)
@@ -218,8 +219,10 @@ def format_report(report: dict) -> str:
         "",
         summary_table(report),
         "",
-        "Peak resident memory of the whole process, median over rounds "
-        "(+ the increment during the timed calls over the resident set just before them):",
+        "Peak resident memory of the whole process, median over rounds; in brackets the "
+        "increments over the resident set before the calls (inputs built, program compiled): the "
+        "peak of all calls (+ a first call's one-time allocations), and the peak of the later calls "
+        "over the resident set the first call left:",
         "",
         memory_table(report),
         "",

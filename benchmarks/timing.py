@@ -7,21 +7,21 @@ and a torch process never loads jax (nor a jax process torch).
 A :class:`Step` is a zero-argument callable plus how to wait for its result. JAX steps are
 compiled ahead of time (``jax.jit(f).lower(*args).compile()``), so compilation is timed apart from
 the calls; PyTorch on CPU runs eagerly and synchronously. :func:`time_calls` makes one warm-up call
-(timed and reported apart), then times ``reps`` calls, each ended by waiting for the result
-(``jax.block_until_ready``), ``reps`` chosen so the timed calls take about ``budget_s`` seconds.
+(timed and reported apart), then times calls, each ended by waiting for the result
+(``jax.block_until_ready``), until they add up to about ``budget_s`` seconds.
 
-Memory is read from ``/proc/self``: the resident set just before the calls (after handing free
-heap memory back to the kernel with ``malloc_trim``), and the peak resident set *during* the calls
-(the kernel's high-water mark, reset by writing ``5`` to ``/proc/self/clear_refs`` before the
-first call), so the memory that compilation or imports needed does not hide in it. The
-whole-process peak (``ru_maxrss``, compilation included) is reported too.
+Memory is read from ``/proc/self``: the resident set just before the calls (after free heap
+memory is handed back to the kernel with ``malloc_trim``) and the peak resident set *during* the
+calls (the kernel's high-water mark, reset by writing ``5`` to ``/proc/self/clear_refs`` just
+before them), so the memory that imports and compilation needed does not hide in the increment.
+Both are taken before the first call and again after it, so the one-time allocations of a first
+call show apart. The whole-process peak (``ru_maxrss``, all of that included) is reported too.
 """
 
 from __future__ import annotations
 
 import ctypes
 import dataclasses
-import math
 import resource
 import statistics
 import sys
@@ -119,39 +119,49 @@ def _status_kib(field: str) -> int:
 
 
 def time_calls(step: Step, *, budget_s: float, min_reps: int, max_reps: int) -> dict:
-    """One warm-up call, then ``reps`` timed calls; seconds, finiteness and memory of the calls.
+    """One warm-up call, then timed calls; seconds, finiteness and memory of the calls.
 
-    ``reps = ceil(budget_s / warm-up seconds)`` clipped to ``[min_reps, max_reps]``. Returns
+    The timed calls go on until they add up to ``budget_s`` seconds, at least ``min_reps`` and at
+    most ``max_reps`` of them (the warm-up call can be much slower than the others). Returns
     ``warmup_s``, ``samples_s`` (every timed call), ``median_s``, ``finite`` (of the warm-up
-    result), ``rss_before_mib``, ``peak_calls_mib`` (peak RSS during the calls, ``None`` if the
-    kernel refused the reset), ``added_mib`` (that peak minus the RSS before the calls) and
-    ``process_peak_mib``.
+    result), ``process_peak_mib`` and, unless the kernel refused to reset the peak mark (then
+    ``None``), the increments over the resident set before them:
+
+    - ``added_mib``: the peak of all calls over the resident set before the first (with the
+      one-time allocations of a first call: kernel caches, workspaces);
+    - ``added_later_mib``: the peak of the timed calls over the resident set after the first call
+      (its result freed): what each later call needs on top of what the first one left.
     """
-    release_free_memory()
-    before = rss_bytes()
-    can_reset = reset_peak()
+    base_first, can_reset = _baseline()
     start = time.perf_counter()
     result = step.sync(step.run())
     warmup_s = time.perf_counter() - start
     finite = step.finite(result)
     del result  # a result kept alive while the next call runs would count twice in the peak
-    reps = min(max_reps, max(min_reps, math.ceil(budget_s / max(warmup_s, 1e-9))))
-    samples = []
-    for _ in range(reps):
+    peak_first = peak_bytes()
+    base_later, _ = _baseline()
+    samples: list[float] = []
+    while len(samples) < max_reps and (len(samples) < min_reps or sum(samples) < budget_s):
         start = time.perf_counter()
         step.sync(step.run())
         samples.append(time.perf_counter() - start)
-    peak = peak_bytes() if can_reset else None
+    peak_later = peak_bytes()
     return {
         "warmup_s": warmup_s,
         "samples_s": samples,
         "median_s": statistics.median(samples),
         "finite": finite,
-        "rss_before_mib": before / MiB,
-        "peak_calls_mib": None if peak is None else peak / MiB,
-        "added_mib": None if peak is None else (peak - before) / MiB,
+        "rss_before_mib": base_first / MiB,
+        "added_mib": (max(peak_first, peak_later) - base_first) / MiB if can_reset else None,
+        "added_later_mib": (peak_later - base_later) / MiB if can_reset else None,
         "process_peak_mib": process_peak_bytes() / MiB,
     }
+
+
+def _baseline() -> tuple[int, bool]:
+    """Free heap memory handed back, the resident set now, and the peak mark reset to it."""
+    release_free_memory()
+    return rss_bytes(), reset_peak()
 
 
 def matmul_gflops(framework: str, n: int = 1024, repeats: int = 5) -> float:
@@ -181,7 +191,7 @@ def matmul_gflops(framework: str, n: int = 1024, repeats: int = 5) -> float:
     else:
         raise ValueError(f"framework must be 'jax' or 'torch'; got {framework!r}.")
     call()  # compile / warm up
-    best = math.inf
+    best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         call()

@@ -27,7 +27,7 @@ def test_quick_run_reports_time_ratios_and_memory(tmp_path, capsys):
     for name in QUICK:
         r = entry["results"][name]
         assert (r["status"], r["rounds_ok"], r["finite"]) == ("ok", 2, True), name
-        assert r["process_peak_mib"]["median"] > 0 and r["added_mib"]["n"] == 2
+        assert r["process_peak_mib"]["median"] > 0 and r["added_mib"]["n"] == r["added_later_mib"]["n"] == 2
         assert r["time_s"]["min"] <= r["time_s"]["median"] <= r["time_s"]["max"]
     assert entry["results"]["torch"]["loaded"] == ["torch"]
     assert "torch" not in entry["results"]["chunked"]["loaded"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -103,3 +105,12 @@ def test_bad_arguments_are_refused():
         harness.run(bench, [], contenders=["slow"])
     with pytest.raises(ValueError, match="rounds must be >= 1; got 0"):
         harness.run(bench, [], settings=harness.Settings(rounds=0))
+
+
+def test_the_driver_side_imports_no_framework():
+    """Importing the benchmarks loads neither jax nor torch: each process loads only its own."""
+    code = ("import sys, benchmarks.recurrent, benchmarks.attention, benchmarks.tables; "
+            "print(sorted(m for m in ('jax', 'flax', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=harness.ROOT)
+    assert out.stdout.strip() == "[]"

@@ -289,16 +289,3 @@ def test_memory_is_linear_and_far_below_the_plain_form():
     assert temp[2048] < plain_2048 / 4, (temp, plain_2048)
     assert temp[2048] < seqjax_2048 / 4, (temp, seqjax_2048)
     assert temp[4096] / temp[2048] < 2.5, temp  # ~2 (linear), not ~4 (quadratic)
-
-
-@pytest.mark.slow
-def test_benchmark_quick_runs(tmp_path):
-    from benchmarks import attention
-
-    report = attention.main(["--quick", "--out", str(tmp_path)])
-    assert [e["n"] for e in report["lengths"]] == [128, 256]
-    for entry in report["lengths"]:
-        for form, result in entry["forms"].items():
-            assert result["status"] == "ok", (form, result)
-            assert result["finite"], form
-    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".md", ".png"]

@@ -351,3 +351,10 @@ def test_bound_arrays_are_traced_not_recompiled():
     b = greedy(functools.partial(rnn_step, jnp_params(make_params(11))), h0, first, 4)
     assert search._greedy._cache_size() == size  # new parameter values, same program
     assert not np.array_equal(np.asarray(a.scores), np.asarray(b.scores))
+    # beam search: length penalty and early stopping are traced too
+    step_fn = functools.partial(rnn_step, jnp_params(make_params(10)))
+    beam_search(step_fn, h0, first, 4, 2, eos_id=3)
+    size = search._beam_search._cache_size()
+    for early_stopping, alpha in ((True, 0.0), ("never", 2.0), (False, -1.0)):
+        beam_search(step_fn, h0, first, 4, 2, eos_id=3, early_stopping=early_stopping, length_penalty=alpha)
+    assert search._beam_search._cache_size() == size

@@ -1,14 +1,14 @@
 """Autoregressive decoding as pure, jit-compiled loops over a step function
-``step_fn(state, tokens [b]) -> (logits [b, V], state)`` (any pytree state with a leading batch
+``step_fn(state, tokens [b]) -> (state, logits [b, V])`` (any pytree state with a leading batch
 axis: an RNN carry, a transformer KV cache): :func:`greedy`, :func:`sample` (temperature, top-k,
-top-p, repetition penalty) and batched :func:`beam_search` (GNMT length penalty, EOS handling),
-plus the logits processors as small pure functions. See :mod:`seqjax.decoding.search` for the
-contract and the conventions.
+top-p, repetition penalty) and batched :func:`beam_search` (Hugging Face ``generate``'s beam
+search: ``k`` live beams, a separate finished set, length penalty, early stopping), plus the
+logits processors as small pure functions. See :mod:`seqjax.decoding.search` for the contract
+and the conventions.
 """
 
 from seqjax.decoding.processors import (
     MASKED,
-    length_penalty,
     repetition_penalty,
     seen_tokens,
     temperature_scale,
@@ -16,6 +16,7 @@ from seqjax.decoding.processors import (
     top_p_filter,
 )
 from seqjax.decoding.search import (
+    EARLY_STOPPING,
     BeamSearchResult,
     Generation,
     beam_search,
@@ -26,13 +27,13 @@ from seqjax.decoding.search import (
 )
 
 __all__ = [
+    "EARLY_STOPPING",
     "MASKED",
     "BeamSearchResult",
     "Generation",
     "beam_search",
     "gather_beams",
     "greedy",
-    "length_penalty",
     "repetition_penalty",
     "sample",
     "seen_tokens",

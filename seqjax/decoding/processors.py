@@ -6,11 +6,9 @@ float32 (:data:`MASKED`), never ``-inf``, so nothing overflows and a softmax giv
     temperature_scale:   z / T                                     (T > 0; T -> 0 tends to argmax)
     top_k_filter:        keep the k largest z (ties: the lower token id first, exactly k kept)
     top_p_filter:        keep the nucleus: the smallest set of most probable tokens whose
-                         probability sums to >= p (Holtzman et al. 2020)
+                         probability sums to >= p (Holtzman et al. 2020); p >= 1 keeps all
     repetition_penalty:  z / r if z > 0 else z * r, for tokens already seen (CTRL, Keskar et al.
                          2019; HF's RepetitionPenaltyLogitsProcessor); r > 1 discourages repeats
-    length_penalty:      GNMT's ((5 + |Y|) / 6)^alpha (Wu et al. 2016), the divisor of a beam's
-                         log-probability
 
 :func:`seqjax.decoding.sample` applies them in the order repetition penalty, temperature, top-k,
 top-p (as Hugging Face ``generate``).
@@ -85,20 +83,33 @@ def top_p_filter(logits: jax.Array, p: float | jax.Array) -> jax.Array:
     """Nucleus filter: keep the smallest set of most probable tokens whose probability sums to at
     least ``p`` (``0 < p <= 1``), set the others to :data:`MASKED`.
 
-    A token is kept iff the probability of the tokens ranked before it is ``< p``, so the most
-    probable token is always kept. Ranking ties: the lower token id first.
+    A token is kept iff the probability of the tokens ranked before it is ``< p``; the most
+    probable token is always kept, and ``p >= 1`` keeps every token (the logits are returned
+    unchanged: a float32 cumulative sum can reach 1 before the last token, which must not remove
+    it). Ranking ties: the lower token id first.
+
+    Example::
+
+        >>> import jax.numpy as jnp
+        >>> from seqjax.decoding import MASKED, top_p_filter
+        >>> logits = jnp.array([0.0, -30.0])      # p(1) = 1e-13: the sum reaches 1.0 in float32
+        >>> (top_p_filter(logits, 1.0) > MASKED).tolist()
+        [True, True]
     """
     logits = _logits(logits)
     value = _concrete(p)
     if value is not None and not 0.0 < value <= 1.0:
         raise ValueError(f"top_p must lie in (0, 1]; got {value}.")
+    if value is not None and value >= 1.0:
+        return logits
+    p = jnp.asarray(p, jnp.float32)
     order = jnp.argsort(-logits, axis=-1, stable=True)
     sorted_logits = jnp.take_along_axis(logits, order, axis=-1)
     probs = jax.nn.softmax(sorted_logits, axis=-1)
     before = jnp.cumsum(probs, axis=-1) - probs
-    keep_sorted = before < jnp.asarray(p, jnp.float32)
+    keep_sorted = (before < p) | (jnp.arange(logits.shape[-1]) == 0)  # never the most probable
     keep = jnp.put_along_axis(jnp.zeros(logits.shape, bool), order, keep_sorted, axis=-1, inplace=False)
-    return jnp.where(keep, logits, MASKED)
+    return jnp.where((keep | (p >= 1.0)), logits, MASKED)
 
 
 def repetition_penalty(logits: jax.Array, seen: jax.Array, penalty: float | jax.Array) -> jax.Array:
@@ -133,10 +144,3 @@ def seen_tokens(tokens: jax.Array, vocab_size: int) -> jax.Array:
         raise ValueError(f"tokens must be integer ids [batch, time]; got {tokens.dtype} {tuple(tokens.shape)}.")
     rows = jnp.arange(tokens.shape[0])[:, None]
     return jnp.zeros((tokens.shape[0], vocab_size), bool).at[rows, tokens].set(True, mode="drop")
-
-
-def length_penalty(length: jax.Array, alpha: float | jax.Array) -> jax.Array:
-    """GNMT's length penalty ``((5 + length) / 6) ** alpha`` (float32); a beam's score is its
-    log-probability divided by it. ``alpha = 0``: no normalisation (1 for every length)."""
-    length = jnp.asarray(length, jnp.float32)
-    return ((5.0 + length) / 6.0) ** jnp.asarray(alpha, jnp.float32)

@@ -10,10 +10,12 @@ exactly the pure pytree) and calls the pure functions. :class:`BahdanauSeq2Seq`,
   [b, t, V]`` (with ``return_attention=True`` also the weights ``[b, t, s]``, None without
   attention).
 * Inference: ``state = model.init_decode_state(src_tokens, src_lengths)``, then
-  ``logits, state = model.decode_step(state, tokens)``, the contract
-  ``step_fn(state, tokens [b]) -> (logits [b, V], state)``; every leaf of ``state`` has the batch
-  as leading axis, so beams are reordered with ``jax.tree.map(lambda x: x[idx], state)``. For
-  the functional pattern, ``model.step_fn()`` binds the current parameter values.
+  ``state, logits = model.decode_step(state, tokens)``, the contract
+  ``step_fn(state, tokens [b]) -> (state, logits [b, V])`` of :mod:`seqjax.decoding`; every leaf
+  of ``state`` has the batch as leading axis, so beams are reordered with
+  ``jax.tree.map(lambda x: x[idx], state)``. For the functional pattern, ``model.step_fn()``
+  binds the current parameter values.
+* ``model.pure_params()``: the parameters as the plain pytree the pure functions take.
 
 Example::
 
@@ -26,9 +28,12 @@ Example::
     >>> logits.shape, weights.shape
     ((2, 4, 12), (2, 4, 5))
     >>> state = model.init_decode_state(src, jnp.array([5, 3]))
-    >>> step_logits, state = model.decode_step(state, tgt[:, 0])
+    >>> state, step_logits = model.decode_step(state, tgt[:, 0])
     >>> step_logits.shape
     (2, 12)
+    >>> from seqjax.decoding import greedy
+    >>> greedy(model.step_fn(), model.init_decode_state(src), jnp.array([1, 1]), 6).sequences.shape
+    (2, 6)
 """
 
 from __future__ import annotations
@@ -38,12 +43,9 @@ from typing import Any
 import jax
 from flax import nnx
 
+from seqjax.nn.params import as_params, values
 from seqjax.seq2seq import recurrent as core
 from seqjax.seq2seq.recurrent import DecodeState, Seq2SeqSpec
-
-
-def _is_variable(v: Any) -> bool:
-    return isinstance(v, nnx.Variable)
 
 
 class RecurrentSeq2Seq(nnx.Module):
@@ -53,7 +55,7 @@ class RecurrentSeq2Seq(nnx.Module):
     Arguments after ``rngs`` are the fields of :class:`seqjax.seq2seq.Seq2SeqSpec`
     (``embed_features``, ``hidden_features`` per encoder direction, ``decoder_features``
     (default ``2 * hidden_features``), ``cell``, ``attention``, ``score``, ``input_feeding``,
-    ``attention_features``, ``dropout``, ``dtype``, ``unroll``).
+    ``attention_features``, ``dropout_rate``, ``dtype``, ``unroll``).
     """
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, *, rngs: nnx.Rngs, **options: Any):
@@ -61,14 +63,12 @@ class RecurrentSeq2Seq(nnx.Module):
         params = core.seq2seq_init(rngs.params(), self.spec)
         self.param_names = tuple(params)
         for name, value in params.items():
-            setattr(self, name, nnx.data(jax.tree.map(nnx.Param, value)))
+            setattr(self, name, as_params(value))
 
-    def seq2seq_params(self) -> dict[str, Any]:
-        """The parameters as the plain pytree the pure functions take."""
-        return {
-            name: jax.tree.map(lambda v: v[...], getattr(self, name), is_leaf=_is_variable)
-            for name in self.param_names
-        }
+    def pure_params(self) -> dict[str, Any]:
+        """The parameters as the plain pytree the pure functions take (the layout of
+        :func:`seqjax.seq2seq.seq2seq_init`)."""
+        return {name: values(getattr(self, name)) for name in self.param_names}
 
     def __call__(
         self,
@@ -83,27 +83,28 @@ class RecurrentSeq2Seq(nnx.Module):
         ``[b]`` or None) and the shifted target ``tgt_in_tokens`` ``[b, t]``; with
         ``return_attention``, ``(logits, weights [b, t, s] or None)``. Dropout only with a key."""
         logits, weights = core.forward(
-            self.spec, self.seq2seq_params(), src_tokens, src_lengths, tgt_in_tokens,
+            self.spec, self.pure_params(), src_tokens, src_lengths, tgt_in_tokens,
             dropout_key=dropout_key,
         )
         return (logits, weights) if return_attention else logits
 
     def encode(self, src_tokens: jax.Array, src_lengths: jax.Array | None = None):
         """``(memory [b, s, 2h], mask [b, s], (forward_carry, backward_carry))``."""
-        return core.encode(self.spec, self.seq2seq_params(), src_tokens, src_lengths)
+        return core.encode(self.spec, self.pure_params(), src_tokens, src_lengths)
 
     def init_decode_state(self, src_tokens: jax.Array, src_lengths: jax.Array | None = None) -> DecodeState:
         """The :class:`seqjax.seq2seq.DecodeState` before the first target token."""
-        return core.init_decode_state(self.spec, self.seq2seq_params(), src_tokens, src_lengths)
+        return core.init_decode_state(self.spec, self.pure_params(), src_tokens, src_lengths)
 
-    def decode_step(self, state: DecodeState, tokens: jax.Array) -> tuple[jax.Array, DecodeState]:
-        """``tokens`` ``[b]`` (previous outputs, BOS first) -> ``(logits [b, V_tgt], state)``."""
-        return core.decode_step(self.spec, self.seq2seq_params(), state, tokens)
+    def decode_step(self, state: DecodeState, tokens: jax.Array) -> tuple[DecodeState, jax.Array]:
+        """``tokens`` ``[b]`` (previous outputs, BOS first) -> ``(state, logits [b, V_tgt])``."""
+        return core.decode_step(self.spec, self.pure_params(), state, tokens)
 
     def step_fn(self):
-        """A pure ``step_fn(state, tokens) -> (logits, state)`` with the current parameter values
-        bound (no module inside: safe to close over in ``jax.jit`` / ``lax.while_loop``)."""
-        return core.make_step_fn(self.spec, self.seq2seq_params())
+        """A pure ``step_fn(state, tokens) -> (state, logits)`` with the current parameter values
+        bound as arrays (a ``functools.partial``: no module inside, and :mod:`seqjax.decoding`
+        traces the arrays, so new parameter values do not recompile)."""
+        return core.make_step_fn(self.spec, self.pure_params())
 
 
 class BahdanauSeq2Seq(RecurrentSeq2Seq):

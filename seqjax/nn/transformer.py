@@ -431,12 +431,12 @@ def _encoder_decoder_cached(params, cache, tgt, tgt_lengths=None, *, d_model, nu
         x = x.astype(options["dtype"])
     y, cache = decoder_stack_cached(params["decoder"], x, cache, num_heads=num_heads, seq_lengths=tgt_lengths, **options)
     out = params["output"]
-    return y @ out["w"].astype(y.dtype) + out["b"].astype(y.dtype), cache
+    return cache, y @ out["w"].astype(y.dtype) + out["b"].astype(y.dtype)
 
 
 def _encoder_decoder_step(params, cache, tokens, **options):
-    logits, cache = _encoder_decoder_cached(params, cache, tokens[:, None], **options)
-    return logits[:, 0], cache
+    cache, logits = _encoder_decoder_cached(params, cache, tokens[:, None], **options)
+    return cache, logits[:, 0]
 
 
 # --- BERT ------------------------------------------------------------------------------------------
@@ -776,7 +776,7 @@ class GPTLanguageModel(nnx.Module):
             >>> model = GPTLanguageModel(GPT2Config(vocab_size=20, n_positions=16, n_embd=8,
             ...                          n_layer=1, n_head=2), rngs=nnx.Rngs(0))
             >>> prompt = jnp.ones((2, 4), jnp.int32)
-            >>> _, cache = model.prefill(model.init_cache(2, 16), prompt[:, :-1])
+            >>> cache, _ = model.prefill(model.init_cache(2, 16), prompt[:, :-1])
             >>> out = greedy(model.step_fn(), cache, prompt[:, -1], 8)
             >>> out.sequences.shape
             (2, 8)
@@ -790,9 +790,9 @@ def _gpt_cached(params, cache, input_ids, seq_lengths=None, *, num_heads, **opti
     x = token[input_ids] + jnp.take(params["position_embedding"], positions, axis=0, mode="clip")
     h, cache = encoder_stack_cached(params["blocks"], x, cache, num_heads=num_heads, seq_lengths=seq_lengths, **options)
     w = params["lm_head"] if "lm_head" in params else token.T
-    return h @ w.astype(h.dtype), cache
+    return cache, h @ w.astype(h.dtype)
 
 
 def _gpt_step(params, cache, tokens, **options):
-    logits, cache = _gpt_cached(params, cache, tokens[:, None], **options)
-    return logits[:, 0], cache
+    cache, logits = _gpt_cached(params, cache, tokens[:, None], **options)
+    return cache, logits[:, 0]

@@ -2,7 +2,7 @@
 
 :mod:`seqjax.seq2seq.recurrent`: the recurrent encoder-decoder (bidirectional LSTM/GRU encoder, a
 learned bridge, and a decoder with Bahdanau or Luong attention, or none: the bottleneck baseline),
-with a teacher-forced forward pass and a per-step ``step_fn(state, tokens) -> (logits, state)``
+with a teacher-forced forward pass and a per-step ``step_fn(state, tokens) -> (state, logits)``
 for greedy, sampling and beam-search decoding.
 """
 

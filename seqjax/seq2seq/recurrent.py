@@ -18,7 +18,7 @@ Decoder, one step per target position, with ``e_i = E_tgt[y_{i-1}]`` the embeddi
 
       s_i = f(s_{i-1}, e_i);        logits_i = W_o s_i + b_o
 
-* ``attention="bahdanau"`` (Bahdanau et al. 2015; seed 004 L230-244): attention is computed from
+* ``attention="bahdanau"`` (Bahdanau et al. 2015): attention is computed from
   the *previous* state ``s_{i-1}`` and the context is part of the cell input::
 
       e_ij = score(s_{i-1}, h_j)              (default: additive, v^T tanh(W_1 s_{i-1} + W_2 h_j))
@@ -50,9 +50,10 @@ Teacher forcing (:func:`decode`) is one :func:`jax.lax.scan` over target steps (
 batch); the target embeddings before it and the output projection after it are single batched
 products. Inference uses the *same* step (:func:`decode_step`) on a :class:`DecodeState`, a pytree
 whose every leaf has a leading batch axis, so a beam search can reorder hypotheses with
-``jax.tree.map(lambda x: x[idx], state)``::
+``jax.tree.map(lambda x: x[idx], state)``; it has the order of the decoding contract of
+:mod:`seqjax.decoding` (and of the recurrent cell step, state first)::
 
-    step_fn(state, tokens [b]) -> (logits [b, V], state)
+    step_fn(state, tokens [b]) -> (state, logits [b, V])
 
 Parameter layout (``V_s``/``V_t`` vocabularies, ``e`` embedding, ``h`` encoder hidden per
 direction, ``d`` decoder hidden, ``r`` readout width)::
@@ -76,7 +77,7 @@ Example::
     >>> logits.shape, weights.shape
     ((2, 4, 12), (2, 4, 5))
     >>> state = init_decode_state(spec, params, src, jnp.array([5, 3]))
-    >>> step_logits, state = decode_step(spec, params, state, tgt[:, 0])
+    >>> state, step_logits = decode_step(spec, params, state, tgt[:, 0])
     >>> step_logits.shape
     (2, 12)
 """
@@ -89,10 +90,10 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from seqjax import _checks
 from seqjax.attention._init import xavier_uniform
+from seqjax.primitives import dense, dropout, split_key
 from seqjax.attention.masks import sequence_mask
 from seqjax.attention.scores import Score, additive, attend, dot, general, scaled_dot
 from seqjax.cells import Cell, LSTMState, gru, gru_cho, lstm
@@ -127,8 +128,8 @@ class Seq2SeqSpec:
         default ``"additive"`` for Bahdanau, ``"general"`` for Luong; must be None without attention.
       input_feeding: Luong only: feed ``h~_{t-1}`` into the next step's input.
       attention_features: width ``a`` of the additive score's hidden layer (default ``2h``).
-      dropout: rate on the embeddings and on the readout features (before the output layer),
-        applied only when a ``dropout_key`` is passed to :func:`forward`.
+      dropout_rate: dropout on the embeddings and on the readout features (before the output
+        layer), applied only when a ``dropout_key`` is passed to :func:`forward`.
       dtype: computation dtype (parameters stay float32; the attention softmax runs in float32).
       unroll: passed to every :func:`jax.lax.scan`.
     """
@@ -143,7 +144,7 @@ class Seq2SeqSpec:
     score: str | None = None
     input_feeding: bool = True
     attention_features: int | None = None
-    dropout: float = 0.0
+    dropout_rate: float = 0.0
     dtype: Any = None
     unroll: int = 1
 
@@ -156,7 +157,7 @@ class Seq2SeqSpec:
             _checks.positive_int("attention_features", self.attention_features)
         _checks.choice("cell", self.cell, tuple(CELLS))
         _checks.choice("attention", self.attention, ATTENTIONS)
-        _checks.probability("dropout", self.dropout)
+        _checks.probability("dropout_rate", self.dropout_rate)
         if self.dtype is not None:
             object.__setattr__(self, "dtype", jnp.dtype(self.dtype))
         if self.attention == "none":
@@ -255,7 +256,7 @@ def seq2seq_init(key: jax.Array, spec: Seq2SeqSpec) -> Params:
     if not isinstance(spec, Seq2SeqSpec):
         raise ValueError(f"spec must be a Seq2SeqSpec; got {type(spec).__name__}.")
     # Options that do not change the parameters share one compiled init.
-    return _init(key, dataclasses.replace(spec, dropout=0.0, dtype=None, unroll=1))
+    return _init(key, dataclasses.replace(spec, dropout_rate=0.0, dtype=None, unroll=1))
 
 
 @functools.partial(jax.jit, static_argnums=1)
@@ -311,30 +312,6 @@ def _cast(params: Params, dtype) -> Params:
     return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, params)
 
 
-def _tokens(name: str, ids: Any, vocab_size: int, ndim: int, layout: str) -> jax.Array:
-    ids = _checks.integer_array(name, ids)
-    if ids.ndim != ndim:
-        raise ValueError(f"{name} must have shape {layout} (integer ids); got {tuple(ids.shape)}.")
-    if not isinstance(ids, jax.core.Tracer) and ids.size:
-        values = np.asarray(ids)
-        if values.min() < 0 or values.max() >= vocab_size:
-            raise ValueError(
-                f"{name} must hold ids in [0, {vocab_size}); got values in [{values.min()}, {values.max()}]."
-            )
-    return ids
-
-
-def _dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
-    if key is None or rate == 0.0:
-        return x
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), 0.0).astype(x.dtype)
-
-
-def _split(key: jax.Array | None, n: int) -> list:
-    return [None] * n if key is None else list(jax.random.split(key, n))
-
-
 def _hidden(carry: Any) -> jax.Array:
     """The state ``s`` a score or a readout reads: ``h`` of an LSTM carry, the GRU state itself."""
     return carry.h if isinstance(carry, LSTMState) else carry
@@ -368,13 +345,13 @@ def encode(
     Args:
       src_tokens: ``[b, s]`` integer ids.
       src_lengths: ``[b]`` valid lengths (right padding); None: all ``s`` valid.
-      dropout_key: enables dropout (rate ``spec.dropout``) on the source embeddings.
+      dropout_key: enables dropout (``spec.dropout_rate``) on the source embeddings.
 
     Returns ``(memory [b, s, 2h], mask [b, s], (forward_carry, backward_carry))``: the encoder
     states (zero at padded steps), True at valid positions, and the final carries (forward after
     the last valid step, backward after ``x_0``), each with leading axis ``b``.
     """
-    src_tokens = _tokens("src_tokens", src_tokens, spec.src_vocab_size, 2, "[batch, source_time]")
+    src_tokens = _checks.token_ids("src_tokens", src_tokens, spec.src_vocab_size, layout="[batch, source_time]")
     b, s = src_tokens.shape
     if src_lengths is not None:
         src_lengths = _checks.seq_lengths("src_lengths", src_lengths, batch=b, time=s)
@@ -384,7 +361,7 @@ def encode(
     dtype = _compute_dtype(spec)
     params = _cast(params, dtype)
     x = jnp.take(params["src_embedding"], src_tokens, axis=0)
-    x = _dropout(x, spec.dropout, dropout_key)
+    x = dropout(x, spec.dropout_rate, dropout_key)
     final, memory = bidirectional(
         spec.cell_fn(), params["encoder"], x, seq_lengths=src_lengths, return_carry=True,
         unroll=spec.unroll, dtype=dtype,
@@ -398,7 +375,7 @@ def bridge(spec: Seq2SeqSpec, params: Params, final_carry: tuple[Any, Any]) -> A
     forward, backward = (_carry_parts(spec, c) for c in final_carry)
     p = _cast(params["bridge"], _compute_dtype(spec))
     parts = {
-        k: jnp.tanh(jnp.concatenate([forward[k], backward[k]], -1) @ p[k]["w"] + p[k]["b"])
+        k: jnp.tanh(dense(jnp.concatenate([forward[k], backward[k]], -1), p[k]["w"], p[k]["b"]))
         for k in spec.carry_names
     }
     return _carry_from_parts(spec, parts)
@@ -458,7 +435,7 @@ def _step(spec: Seq2SeqSpec, params: Params, state: DecodeState, emb: jax.Array)
     carry, _ = cell.step(params["decoder"], state.carry, x)
     h = _hidden(carry)
     context, weights = attend(score, params["attention"], h, state.keys, state.memory, state.mask)
-    attentional = jnp.tanh(jnp.concatenate([context, h]) @ params["combine"]["w"])
+    attentional = jnp.tanh(dense(jnp.concatenate([context, h]), params["combine"]["w"]))
     state = state._replace(
         carry=carry, weights=weights, attentional=attentional if spec.feeds_attentional else None
     )
@@ -466,7 +443,7 @@ def _step(spec: Seq2SeqSpec, params: Params, state: DecodeState, emb: jax.Array)
 
 
 def _readout(params: Params, features: jax.Array) -> jax.Array:
-    return features @ params["output"]["w"] + params["output"]["b"]
+    return dense(features, params["output"]["w"], params["output"]["b"])
 
 
 def _check_state(spec: Seq2SeqSpec, state: Any) -> int:
@@ -495,14 +472,14 @@ def decode(
     ``weights`` (None without attention) are the attention weights of every step, for plotting.
     """
     batch = _check_state(spec, state)
-    tgt_in_tokens = _tokens("tgt_in_tokens", tgt_in_tokens, spec.tgt_vocab_size, 2, "[batch, target_time]")
+    tgt_in_tokens = _checks.token_ids("tgt_in_tokens", tgt_in_tokens, spec.tgt_vocab_size, layout="[batch, target_time]")
     if tgt_in_tokens.shape[0] != batch:
         raise ValueError(
             f"tgt_in_tokens has batch {tgt_in_tokens.shape[0]} but the decoder state has batch {batch}."
         )
     params = _cast(params, _compute_dtype(spec))
-    k_emb, k_out = _split(dropout_key, 2)
-    emb = _dropout(jnp.take(params["tgt_embedding"], tgt_in_tokens, axis=0), spec.dropout, k_emb)
+    k_emb, k_out = split_key(dropout_key, 2)
+    emb = dropout(jnp.take(params["tgt_embedding"], tgt_in_tokens, axis=0), spec.dropout_rate, k_emb)
 
     def body(state, e):
         state, features = _step(spec, params, state, e)
@@ -512,30 +489,30 @@ def decode(
         return jax.lax.scan(body, state, embs, unroll=spec.unroll)[1]
 
     features, weights = jax.vmap(one)(state, emb)
-    features = _dropout(features, spec.dropout, k_out)
+    features = dropout(features, spec.dropout_rate, k_out)
     return _readout(params, features), weights
 
 
 def decode_step(
     spec: Seq2SeqSpec, params: Params, state: DecodeState, tokens: jax.Array
-) -> tuple[jax.Array, DecodeState]:
+) -> tuple[DecodeState, jax.Array]:
     """One inference step: ``tokens`` ``[b]`` (the previous output, BOS first) ->
-    ``(logits [b, V_t], state)``. Equals :func:`decode` step by step (no dropout)."""
+    ``(state, logits [b, V_t])``. Equals :func:`decode` step by step (no dropout)."""
     batch = _check_state(spec, state)
-    tokens = _tokens("tokens", tokens, spec.tgt_vocab_size, 1, "[batch]")
+    tokens = _checks.token_ids("tokens", tokens, spec.tgt_vocab_size, ndim=1, layout="[batch]")
     if tokens.shape[0] != batch:
         raise ValueError(f"tokens has batch {tokens.shape[0]} but the decoder state has batch {batch}.")
     params = _cast(params, _compute_dtype(spec))
     emb = jnp.take(params["tgt_embedding"], tokens, axis=0)
     state, features = jax.vmap(functools.partial(_step, spec, params))(state, emb)
-    return _readout(params, features), state
+    return state, _readout(params, features)
 
 
-StepFn = Callable[[DecodeState, jax.Array], tuple[jax.Array, DecodeState]]
+StepFn = Callable[[DecodeState, jax.Array], tuple[DecodeState, jax.Array]]
 
 
 def make_step_fn(spec: Seq2SeqSpec, params: Params) -> StepFn:
-    """``step_fn(state, tokens [b]) -> (logits [b, V_t], state)`` with ``spec`` and ``params`` bound:
+    """``step_fn(state, tokens [b]) -> (state, logits [b, V_t])`` with ``spec`` and ``params`` bound:
     the contract of the generic decoders (greedy, sampling, beam search)."""
     return functools.partial(decode_step, spec, params)
 
@@ -550,7 +527,7 @@ def forward(
     dropout_key: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array | None]:
     """Teacher-forced training forward pass: ``(logits [b, t, V_t], weights [b, t, s] or None)``."""
-    k_enc, k_dec = _split(dropout_key, 2)
+    k_enc, k_dec = split_key(dropout_key, 2)
     memory, mask, final = encode(spec, params, src_tokens, src_lengths, dropout_key=k_enc)
     state = decoder_state(spec, params, memory, mask, final)
     return decode(spec, params, state, tgt_in_tokens, dropout_key=k_dec)

@@ -1,7 +1,8 @@
 """KV-cached incremental decoding equals the full forward pass (to 1e-5): GPT (loop and scan
 stacks, with a prompt prefill, with right-padded prompts of different lengths) and the
 encoder-decoder Transformer (cross-attention keys and values computed once, source padding);
-greedy decoding through the cache agrees with the full model; a full cache is refused."""
+greedy decoding through the cache agrees with the full model; a full cache is refused, and so is
+decoding more tokens than the cache has room for."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from seqjax.decoding import greedy
+from seqjax.decoding import beam_search, greedy, sample
 from seqjax.nn.transformer import EncoderDecoder, GPT2Config, GPTLanguageModel
 
 ATOL = 1e-5
@@ -29,12 +30,9 @@ def ids(vocab, b, t, seed=0):
 
 
 def stepwise(step_fn, cache, tokens):
-    """Feed ``tokens`` ``[b, t]`` one step at a time: logits ``[b, t, V]``."""
-    def body(cache, tok):
-        logits, cache = step_fn(cache, tok)
-        return cache, logits
-
-    cache, logits = jax.lax.scan(body, cache, tokens.T)
+    """Feed ``tokens`` ``[b, t]`` one step at a time: logits ``[b, t, V]``. The step function has
+    the order of a ``jax.lax.scan`` body, ``(state, x) -> (state, y)``, so it is one."""
+    cache, logits = jax.lax.scan(step_fn, cache, tokens.T)
     return logits.transpose(1, 0, 2), cache
 
 
@@ -49,7 +47,7 @@ def test_gpt_cached_decoding_equals_full_forward(gpt, scan_layers, prompt_len):
     def run(tokens):
         full = model(tokens)
         cache = model.init_cache(2, 10)
-        prefill, cache = model.prefill(cache, tokens[:, :prompt_len])
+        cache, prefill = model.prefill(cache, tokens[:, :prompt_len])
         steps, cache = stepwise(step_fn, cache, tokens[:, prompt_len:])
         return full, jnp.concatenate([prefill, steps], axis=1), cache["index"]
 
@@ -67,8 +65,8 @@ def test_gpt_right_padded_prompts_prefill(gpt):
 
     @jax.jit
     def run(prompt, lengths, nxt, full_tokens):
-        pre, cache = model.prefill(model.init_cache(2, 8), prompt, seq_lengths=lengths)
-        step, cache = model.decode_step(cache, nxt[:, 0])
+        cache, pre = model.prefill(model.init_cache(2, 8), prompt, seq_lengths=lengths)
+        cache, step = model.decode_step(cache, nxt[:, 0])
         return pre, step, cache["index"], model(full_tokens)
 
     pre, step, index, full = run(prompt, lengths, nxt, full_tokens)
@@ -91,7 +89,7 @@ def test_encoder_decoder_cached_decoding_equals_full_forward():
     def run(src, src_lengths, tgt):
         full = model(src, tgt, src_lengths=src_lengths)
         cache = model.init_decode_state(src, 8, src_lengths=src_lengths)
-        prefill, cache = model.prefill(cache, tgt[:, :2])
+        cache, prefill = model.prefill(cache, tgt[:, :2])
         steps, cache = stepwise(step_fn, cache, tgt[:, 2:])
         return full, jnp.concatenate([prefill, steps], axis=1)
 
@@ -105,7 +103,7 @@ def test_gpt_greedy_through_the_cache_agrees_with_the_full_model(gpt):
 
     @jax.jit
     def run(prompt):
-        _, cache = model.prefill(model.init_cache(2, 8), prompt[:, :-1])
+        cache, _ = model.prefill(model.init_cache(2, 8), prompt[:, :-1])
         out = greedy(model.step_fn(), cache, prompt[:, -1], 5)
         return out, model(jnp.concatenate([prompt, out.sequences], axis=1))
 
@@ -126,3 +124,32 @@ def test_full_cache_and_bad_tokens_are_refused(gpt):
         model.init_cache(1, 13)
     with pytest.raises(ValueError, match="tokens"):
         model.decode_step(cache, jnp.ones((1, 1), jnp.int32))
+
+
+def test_decoding_past_the_cache_is_refused(gpt):
+    """Regression: ``greedy(..., max_len=40)`` on a 12-position cache returned 40 tokens without
+    an error, the writes past the cache's end silently clamped to its last position. Each step
+    writes one position (the first at ``index``), so a cache at index 4 of 12 has room for 8."""
+    model = gpt
+    prompt = ids(GPT_TINY.vocab_size, 2, 5, seed=6)
+    cache, _ = model.prefill(model.init_cache(2, 12), prompt[:, :-1])
+    assert cache["index"].tolist() == [4, 4]
+    step_fn, first = model.step_fn(), prompt[:, -1]
+    with pytest.raises(ValueError, match=r"max_len = 40 .*holds 12 positions \(8 left"):
+        greedy(step_fn, cache, first, 40)
+    with pytest.raises(ValueError, match=r"max_len = 9 .*holds 12 positions \(8 left"):
+        greedy(step_fn, cache, first, 9)
+    with pytest.raises(ValueError, match="max_len = 9"):
+        sample(step_fn, cache, first, 9, jax.random.key(0, impl="unsafe_rbg"))
+    with pytest.raises(ValueError, match="max_len = 9"):
+        beam_search(step_fn, cache, first, 9, beam_size=2)
+
+    def with_extra(state, tokens):  # a state that holds the cache at its top level
+        cache, extra = state
+        cache, logits = step_fn(cache, tokens)
+        return (cache, extra), logits
+
+    with pytest.raises(ValueError, match="max_len = 9"):
+        greedy(with_extra, (cache, first), first, 9)
+    out = greedy(step_fn, cache, first, 8)  # exactly the room left: every position written once
+    assert out.sequences.shape == (2, 8) and out.state["index"].tolist() == [12, 12]

@@ -1,8 +1,11 @@
-"""Generic decoders against brute force and hand computations: exhaustive beam search equals
-enumeration of every sequence (with and without EOS and length penalty), a pruning beam search
-equals a NumPy reference, greedy equals beam size 1 and top-k 1 sampling, small temperatures
-approach greedy, top-p never leaves the nucleus, the processors match their formulas, and the
-same key gives the same samples."""
+"""Generic decoders against brute force, a NumPy reference and hand computations: exhaustive beam
+search equals enumeration of every sequence (with and without EOS and length penalty), a pruning
+beam search equals a NumPy reference written hypothesis by hypothesis with Hugging Face's rules
+(k live beams from 2k candidates, a finished set, the three early-stopping settings), greedy
+equals beam size 1 and top-k 1 sampling, small temperatures approach greedy, top-p never leaves
+the nucleus (and p = 1 removes nothing), the processors match their formulas, the same key gives
+the same samples, and bad arguments (a step function in the old order among them) are refused.
+The parity with Hugging Face ``generate`` itself is tests/interop/test_huggingface_gpt2.py."""
 
 from __future__ import annotations
 
@@ -18,7 +21,6 @@ from seqjax.decoding import (
     MASKED,
     beam_search,
     greedy,
-    length_penalty,
     repetition_penalty,
     sample,
     seen_tokens,
@@ -47,7 +49,7 @@ def make_params(seed=0, vocab=V, scale=2.0):
 def rnn_step(params, state, tokens):
     """A fixed random Elman "language model": the logits depend on the whole history."""
     h = jnp.tanh(state @ params["w"] + params["e"][tokens])
-    return h @ params["u"], h
+    return h, h @ params["u"]
 
 
 def np_step(params, h, token):
@@ -65,16 +67,12 @@ def initial_state(b, seed=1):
     return np.random.default_rng(seed).normal(size=(b, D)).astype(np.float32)
 
 
-def gnmt(length, alpha):
-    return ((5.0 + length) / 6.0) ** alpha
-
-
-def brute_force(params, h0, first, max_len, eos_id, alpha, pad_id=0):
-    """Best (sequence, score, length) over every token sequence, by enumeration (float64)."""
-    best = {}
+def all_hypotheses(params, h0, first, max_len, eos_id, alpha):
+    """Every distinct hypothesis (cut after its EOS) with its score ``log p / len ** alpha``,
+    best first, by enumeration in float64."""
+    found = {}
     for seq in itertools.product(range(params["u"].shape[1]), repeat=max_len):
-        h, log_p, out = h0.astype(np.float64), 0.0, []
-        token = first
+        h, log_p, out, token = h0.astype(np.float64), 0.0, [], first
         for y in seq:
             lp, h = np_step(params, h, token)
             log_p += lp[y]
@@ -82,62 +80,68 @@ def brute_force(params, h0, first, max_len, eos_id, alpha, pad_id=0):
             token = y
             if eos_id is not None and y == eos_id:
                 break
-        key = tuple(out)
-        best[key] = (log_p / gnmt(len(out), alpha), log_p)
-    seq, (score, log_p) = max(best.items(), key=lambda kv: kv[1][0])
-    padded = list(seq) + [pad_id] * (max_len - len(seq))
-    return padded, score, log_p, len(seq)
+        found[tuple(out)] = (log_p / len(out) ** alpha, log_p)
+    return sorted(((score, log_p, list(seq)) for seq, (score, log_p) in found.items()), key=lambda h: -h[0])
 
 
-def np_beam_search(params, h0, first, max_len, k, eos_id, alpha, pad_id=0):
-    """Reference beam search with the library's semantics (finished beams extend with pad at
-    zero cost; candidates ranked by log p / lp(length); ties by flat index)."""
+def np_beam_search(params, h0, first, max_len, k, eos_id, alpha, early_stopping):
+    """Beam search for one sequence, hypothesis by hypothesis, with Hugging Face's rules: the 2k
+    best extensions of the live beams by log p (ties: the lower beam, then token); one that ends
+    (EOS or max_len) joins the finished set if it ranks among the best k and the set is open; the
+    best k that go on are the next live beams; the set closes by the early-stopping rule.
+    Returns the finished set ``[(score, log_p, seq)]``, best first."""
     vocab = params["u"].shape[1]
-    beams = [dict(seq=[], log_p=0.0 if j == 0 else -np.inf, h=h0.astype(np.float64), token=first,
-                  done=False, length=0) for j in range(k)]
+    live = [dict(seq=[], log_p=0.0, h=h0.astype(np.float64), token=first)]
+    finished, is_open = [], True
     for t in range(max_len):
-        if not any(not b["done"] and b["log_p"] > -np.inf for b in beams):
-            break
+        n = t + 1
         cands = []
-        for j, b in enumerate(beams):
-            lp, h = np_step(params, b["h"], b["token"])
-            for v in range(vocab):
-                if b["done"]:
-                    log_p, length = (b["log_p"] if v == pad_id else -np.inf), b["length"]
-                else:
-                    log_p, length = b["log_p"] + lp[v], t + 1
-                rank = log_p / gnmt(length, alpha)
-                cands.append((-rank, j * vocab + v, j, v, log_p, h))
-        cands.sort(key=lambda c: (c[0], c[1]))
-        new = []
-        for _, _, j, v, log_p, h in cands[:k]:
-            parent = beams[j]
-            new.append(dict(seq=parent["seq"] + [v], log_p=log_p, h=h, token=v,
-                            done=parent["done"] or (eos_id is not None and v == eos_id),
-                            length=parent["length"] if parent["done"] else t + 1))
-        beams = new
-    seqs = [b["seq"] + [pad_id] * (max_len - len(b["seq"])) for b in beams]
-    scores = [b["log_p"] / gnmt(b["length"], alpha) for b in beams]
-    return np.array(seqs), np.array(scores), np.array([b["length"] for b in beams])
+        for j, beam in enumerate(live):
+            lp, h = np_step(params, beam["h"], beam["token"])
+            cands += [(beam["log_p"] + lp[v], j * vocab + v, beam, v, h) for v in range(vocab)]
+        cands = sorted(cands, key=lambda c: (-c[0], c[1]))[: 2 * k]
+        full = len(finished) == k
+        live = []
+        for rank, (log_p, _, beam, v, h) in enumerate(cands):
+            seq = beam["seq"] + [v]
+            if v == eos_id or n == max_len:
+                if rank < k and is_open and not (early_stopping is True and full):
+                    finished = sorted(finished + [(log_p / n ** alpha, log_p, seq)], key=lambda f: -f[0])[:k]
+            elif len(live) < k:
+                live.append(dict(seq=seq, log_p=log_p, h=h, token=v))
+        if len(finished) == k:  # can the best live beam still beat the worst finished one?
+            horizon = max_len if early_stopping == "never" and alpha > 0 else n
+            is_open = is_open and bool(live) and live[0]["log_p"] / horizon ** alpha > finished[-1][0]
+        if not is_open or (early_stopping is True and len(finished) == k):
+            break
+    return finished
+
+
+def check_against(out, i, expected, max_len, pad_id=0):
+    """Row ``i`` of a BeamSearchResult equals the hypotheses ``[(score, log_p, seq)]``."""
+    for j, (score, log_p, seq) in enumerate(expected):
+        assert np.asarray(out.sequences[i, j]).tolist() == seq + [pad_id] * (max_len - len(seq)), (i, j)
+        assert int(out.lengths[i, j]) == len(seq)
+        np.testing.assert_allclose(float(out.scores[i, j]), score, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(float(out.log_probs[i, j]), log_p, rtol=1e-5, atol=1e-5)
 
 
 # --- beam search --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("eos_id, alpha", [(None, 0.0), (3, 0.0), (3, 0.8)])
+@pytest.mark.parametrize("eos_id, alpha", [(None, 0.0), (3, 0.0), (3, 1.0), (3, 2.0)])
 def test_exhaustive_beam_search_equals_brute_force(eos_id, alpha):
     params, max_len, b = make_params(0), 3, 2
     h0, first = initial_state(b), np.array([0, 2])
-    # beam_size >= V^(max_len - 1): nothing is ever pruned, so the search must be exact.
+    k = V ** (max_len - 1)
+    # k >= V^(max_len - 1) live beams prune nothing before the last step, where the best k by log p
+    # are also the best k by score (one length); "never" closes a set only when nothing can enter.
     out = beam_search(functools.partial(rnn_step, jnp_params(params)), jnp.asarray(h0), first, max_len,
-                      beam_size=V ** (max_len - 1), length_penalty=alpha, eos_id=eos_id)
+                      beam_size=k, length_penalty=alpha, early_stopping="never", eos_id=eos_id)
     for i in range(b):
-        seq, score, log_p, length = brute_force(params, h0[i], first[i], max_len, eos_id, alpha)
-        assert out.sequences[i, 0].tolist() == seq
-        np.testing.assert_allclose(out.scores[i, 0], score, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(out.log_probs[i, 0], log_p, rtol=1e-5, atol=1e-5)
-        assert int(out.lengths[i, 0]) == length
-        assert np.all(np.diff(np.asarray(out.scores[i])) <= 1e-6)  # best first
+        expected = all_hypotheses(params, h0[i], first[i], max_len, eos_id, alpha)[:k]
+        check_against(out, i, expected[:1], max_len)  # the best hypothesis exactly
+        np.testing.assert_allclose(np.asarray(out.scores[i]), [e[0] for e in expected], rtol=1e-5, atol=1e-5)
     if eos_id is not None:  # some hypotheses ended early: padded after EOS
         seqs, lengths = np.asarray(out.sequences), np.asarray(out.lengths)
         assert (lengths < max_len).any()
@@ -147,16 +151,27 @@ def test_exhaustive_beam_search_equals_brute_force(eos_id, alpha):
                 assert row[n - 1] == eos_id
 
 
-def test_beam_search_with_pruning_equals_reference():
-    params, max_len, b, k = make_params(2), 4, 2, V
-    h0, first = initial_state(b, seed=3), np.array([1, 3])
-    out = beam_search(functools.partial(rnn_step, jnp_params(params)), jnp.asarray(h0), first, max_len,
-                      beam_size=k, length_penalty=0.7, eos_id=2)
-    for i in range(b):
-        seqs, scores, lengths = np_beam_search(params, h0[i], first[i], max_len, k, 2, 0.7)
-        np.testing.assert_array_equal(np.asarray(out.sequences[i]), seqs)
-        np.testing.assert_allclose(np.asarray(out.scores[i]), scores, rtol=1e-5, atol=1e-5)
-        np.testing.assert_array_equal(np.asarray(out.lengths[i]), lengths)
+@pytest.mark.parametrize("k", [2, 3])
+def test_beam_search_with_pruning_equals_reference(k):
+    params, max_len, b, eos_id = make_params(1), 6, 3, 2
+    h0, first = initial_state(b, seed=3), np.array([1, 3, 0])
+    step_fn = functools.partial(rnn_step, jnp_params(params))
+    results, ended_early = {}, False
+    for early_stopping in (True, False, "never"):
+        for alpha in (0.0, 1.0, 2.0, -0.5):
+            out = beam_search(step_fn, jnp.asarray(h0), first, max_len, beam_size=k, length_penalty=alpha,
+                              early_stopping=early_stopping, eos_id=eos_id)
+            for i in range(b):
+                expected = np_beam_search(params, h0[i], first[i], max_len, k, eos_id, alpha, early_stopping)
+                assert len(expected) == k
+                check_against(out, i, expected, max_len)
+                ended_early |= any(len(seq) < max_len for _, _, seq in expected)
+                results[early_stopping, alpha, i] = expected
+    assert ended_early  # EOS was exercised
+    # the three settings were exercised: each gives other hypotheses somewhere
+    keys = [(alpha, i) for alpha in (0.0, 1.0, 2.0, -0.5) for i in range(b)]
+    assert any(results[True, a, i] != results[False, a, i] for a, i in keys)
+    assert any(results[False, a, i] != results["never", a, i] for a, i in keys)
 
 
 def test_greedy_equals_beam_size_one():
@@ -164,10 +179,13 @@ def test_greedy_equals_beam_size_one():
     step_fn = functools.partial(rnn_step, params)
     h0, first = jnp.asarray(initial_state(b, 5)), jnp.array([0, 1, 2])
     g = greedy(step_fn, h0, first, 6, eos_id=3)
-    beam = beam_search(step_fn, h0, first, 6, beam_size=1, eos_id=3)
-    np.testing.assert_array_equal(np.asarray(g.sequences), np.asarray(beam.sequences[:, 0]))
-    np.testing.assert_array_equal(np.asarray(g.lengths), np.asarray(beam.lengths[:, 0]))
-    np.testing.assert_allclose(np.asarray(g.scores), np.asarray(beam.log_probs[:, 0]), rtol=1e-6, atol=1e-6)
+    assert (np.asarray(g.lengths) < 6).any()  # some sequences end with EOS
+    for early_stopping, alpha in ((False, 1.0), (False, 0.0), (True, 2.0)):
+        beam = beam_search(step_fn, h0, first, 6, beam_size=1, eos_id=3, length_penalty=alpha,
+                           early_stopping=early_stopping)
+        np.testing.assert_array_equal(np.asarray(g.sequences), np.asarray(beam.sequences[:, 0]))
+        np.testing.assert_array_equal(np.asarray(g.lengths), np.asarray(beam.lengths[:, 0]))
+        np.testing.assert_allclose(np.asarray(g.scores), np.asarray(beam.log_probs[:, 0]), rtol=1e-6, atol=1e-6)
     # greedy by hand, in NumPy
     p = make_params(4)
     for i in range(b):
@@ -180,6 +198,16 @@ def test_greedy_equals_beam_size_one():
                 break
         assert np.asarray(g.sequences[i, : len(seq)]).tolist() == seq
         assert int(g.lengths[i]) == len(seq)
+
+
+def test_beam_search_returns_the_requested_number_of_hypotheses():
+    step_fn = functools.partial(rnn_step, jnp_params(make_params(5)))
+    h0, first = jnp.asarray(initial_state(2, 6)), jnp.array([0, 1])
+    full = beam_search(step_fn, h0, first, 4, beam_size=3, eos_id=1)
+    top = beam_search(step_fn, h0, first, 4, beam_size=3, eos_id=1, num_return_sequences=2)
+    assert top.sequences.shape == (2, 2, 4) and top.scores.shape == (2, 2)
+    for a, b in zip(top, full):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b)[:, :2])
 
 
 # --- sampling -----------------------------------------------------------------------------------
@@ -198,7 +226,7 @@ def test_top_k_one_and_small_temperature_equal_greedy():
 
 
 def constant_step(logits, state, tokens):
-    return jnp.broadcast_to(logits, (tokens.shape[0], logits.shape[0])), state
+    return state, jnp.broadcast_to(logits, (tokens.shape[0], logits.shape[0]))
 
 
 def test_top_p_never_samples_outside_the_nucleus():
@@ -264,7 +292,27 @@ def test_top_k_and_top_p_filters_match_numpy():
             n = int(np.searchsorted(np.cumsum(pr[order]), p - 1e-6) + 1)  # smallest set with mass >= p
             assert set(np.where(kp)[0]) == set(order[: min(n, len(row))])
     np.testing.assert_allclose(np.asarray(temperature_scale(np.array([1.0, -2.0]), 0.5)), [2.0, -4.0])
-    np.testing.assert_allclose(float(length_penalty(3, 0.6)), (8 / 6) ** 0.6, rtol=1e-6)
+
+
+def test_top_p_of_one_removes_nothing_and_the_argmax_always_survives():
+    """Regression: ``top_p_filter(logits, 1.0)`` removed tokens. The float32 cumulative sum of the
+    sorted probabilities reaches 1.0 before the last token when the tail is small (here p(1) =
+    e^-30), so ``mass before < 1`` failed for the tail. ``p >= 1`` now returns the logits as they
+    are, traced or concrete, and the most probable token is kept for any ``p``."""
+    tail = jnp.array([[0.0, -30.0], [5.0, -20.0]])
+    rng = np.random.default_rng(1)
+    wide = jnp.asarray(rng.normal(size=(64, 50)) * 8.0, jnp.float32)  # peaked rows, long small tails
+    for logits in (tail, wide):
+        np.testing.assert_array_equal(np.asarray(top_p_filter(logits, 1.0)), np.asarray(logits))
+        np.testing.assert_array_equal(np.asarray(jax.jit(top_p_filter)(logits, 1.0)), np.asarray(logits))
+    for p in (1e-30, 1e-6, 0.5):
+        kept = np.asarray(jax.jit(top_p_filter)(wide, p)) > MASKED
+        assert kept[np.arange(64), np.argmax(np.asarray(wide), -1)].all()
+    # in the sampler: top_p = 1 draws exactly what no top_p draws
+    step_fn = functools.partial(constant_step, tail[0])
+    args = (jnp.zeros((256, 1)), jnp.zeros((256,), jnp.int32), 1, rbg_key(0))
+    np.testing.assert_array_equal(np.asarray(sample(step_fn, *args, top_p=1.0).sequences),
+                                  np.asarray(sample(step_fn, *args).sequences))
 
 
 def test_bad_arguments_raise_value_errors():
@@ -276,10 +324,18 @@ def test_bad_arguments_raise_value_errors():
         sample(step_fn, h0, first, 3, rbg_key(0), temperature=0.0)
     with pytest.raises(ValueError, match="leading axis"):
         beam_search(step_fn, {"h": h0, "scalar": jnp.zeros(())}, first, 3, 2)
+    with pytest.raises(ValueError, match="early_stopping must be True, False or 'never'"):
+        beam_search(step_fn, h0, first, 3, 2, early_stopping="always")
+    with pytest.raises(ValueError, match="early_stopping"):
+        beam_search(step_fn, h0, first, 3, 2, early_stopping=1)
+    with pytest.raises(ValueError, match="num_return_sequences must be at most beam_size = 2"):
+        beam_search(step_fn, h0, first, 3, 2, num_return_sequences=3)
     with pytest.raises(ValueError, match="logits"):
-        greedy(lambda s, t: (jnp.zeros((3, V)), s), h0, first, 3)
+        greedy(lambda s, t: (s, jnp.zeros((3, V))), h0, first, 3)
     with pytest.raises(ValueError, match="shapes and dtypes"):
-        greedy(lambda s, t: (jnp.zeros((2, V)), s[:, :2]), h0, first, 3)
+        greedy(lambda s, t: (s[:, :2], jnp.zeros((2, V))), h0, first, 3)
+    with pytest.raises(ValueError, match=r"returned \(logits, state\); the contract is step_fn\(state, tokens"):
+        greedy(lambda s, t: step_fn(s, t)[::-1], h0, first, 3)  # the order before the contract changed
     with pytest.raises(ValueError, match="eos_id"):
         greedy(step_fn, h0, first, 3, eos_id=V)
     with pytest.raises(ValueError, match="first_tokens"):
@@ -295,3 +351,10 @@ def test_bound_arrays_are_traced_not_recompiled():
     b = greedy(functools.partial(rnn_step, jnp_params(make_params(11))), h0, first, 4)
     assert search._greedy._cache_size() == size  # new parameter values, same program
     assert not np.array_equal(np.asarray(a.scores), np.asarray(b.scores))
+    # beam search: length penalty and early stopping are traced too
+    step_fn = functools.partial(rnn_step, jnp_params(make_params(10)))
+    beam_search(step_fn, h0, first, 4, 2, eos_id=3)
+    size = search._beam_search._cache_size()
+    for early_stopping, alpha in ((True, 0.0), ("never", 2.0), (False, -1.0)):
+        beam_search(step_fn, h0, first, 4, 2, eos_id=3, early_stopping=early_stopping, length_penalty=alpha)
+    assert search._beam_search._cache_size() == size

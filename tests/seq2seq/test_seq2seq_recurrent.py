@@ -74,14 +74,14 @@ def _run(name):
         logits, weights = decode(spec, params, start, TGT)
 
         def step(state, tokens):
-            out, state = decode_step(spec, params, state, tokens)
+            state, out = decode_step(spec, params, state, tokens)
             return state, (out, state)
 
         _, (step_logits, states) = jax.lax.scan(step, start, TGT.T)
         # beam search reorders hypotheses by gathering every leaf of the state along axis 0
         perm = jnp.array([2, 0, 0])
         gathered = jax.tree.map(lambda x: x[perm], start)
-        gathered_logits = decode_step(spec, params, gathered, TGT[perm, 0])[0]
+        gathered_logits = decode_step(spec, params, gathered, TGT[perm, 0])[1]
         out = dict(
             params=params, memory=memory, mask=mask, final=final, logits=logits, weights=weights,
             step_logits=step_logits.swapaxes(0, 1), gathered_logits=gathered_logits, perm=perm,
@@ -261,7 +261,7 @@ def test_modules_are_thin_and_compose_with_jit_and_grad():
     model = LuongSeq2Seq(V_SRC, V_TGT, rngs=nnx.Rngs(_key(0)), cell="gru", **SIZES)
     assert isinstance(model, RecurrentSeq2Seq) and model.spec == SPECS["luong_general_gru"]
     graphdef, state = nnx.split(model, nnx.Param)
-    params = model.seq2seq_params()
+    params = model.pure_params()
     # nnx.split yields exactly the pure pytree; load the reference parameters into it
     chex.assert_trees_all_equal_structs(nnx.to_pure_dict(state), params)
     r = _run("luong_general_gru")
@@ -277,8 +277,8 @@ def test_modules_are_thin_and_compose_with_jit_and_grad():
         logits = module(SRC, LENGTHS, TGT)
         start = module.init_decode_state(SRC, LENGTHS)
         assert isinstance(start, DecodeState)
-        step_logits, _ = module.decode_step(start, TGT[:, 0])
-        bound_logits, _ = module.step_fn()(start, TGT[:, 0])
+        _, step_logits = module.decode_step(start, TGT[:, 0])
+        _, bound_logits = module.step_fn()(start, TGT[:, 0])
         return grads, logits, step_logits, bound_logits
 
     grads, logits, step_logits, bound_logits = run(state)
@@ -293,10 +293,10 @@ def test_modules_are_thin_and_compose_with_jit_and_grad():
 
 def test_bottleneck_module_dropout_bfloat16_and_no_mutation():
     model = BottleneckSeq2Seq(
-        V_SRC, V_TGT, rngs=nnx.Rngs(_key(0)), dropout=0.5, dtype=jnp.bfloat16, **SIZES
+        V_SRC, V_TGT, rngs=nnx.Rngs(_key(0)), dropout_rate=0.5, dtype=jnp.bfloat16, **SIZES
     )
-    assert "attention" not in model.seq2seq_params()
-    assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(model.seq2seq_params()))
+    assert "attention" not in model.pure_params()
+    assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(model.pure_params()))
     before = nnx.state(model)
 
     @nnx.jit  # propagates any state change back to `model`: there must be none

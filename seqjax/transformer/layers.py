@@ -203,6 +203,22 @@ def check_layer_cache(spec: TransformerSpec, cache: Any, x: jax.Array, sizes: tu
     return check_cache(cache, batch=x.shape[0], new_positions=x.shape[1], sizes=sizes, cross=cross)
 
 
+def check_layer_inputs(spec: Any, layer: Params, keys: tuple, what: str, x: Any, cache: Any,
+                       num_layers: int | None = None) -> tuple[TransformerSpec, jax.Array, Cache | None]:
+    """``(spec, x, cache)`` checked for a layer with parameters ``layer`` (or the
+    :func:`~seqjax.transformer.layout.layer_view` of a stack of ``num_layers``): the spec type,
+    the parameter keys, the heads the spec claims, ``x`` ``[b, t, d]`` (cast to ``spec.dtype``) and
+    the cache's shapes and room."""
+    spec = check_spec(spec)
+    require_keys("params", layer, keys, what)
+    x = layer_input(spec, "x", x, layer["norm_1"]["scale"].shape[-1])
+    d_k, h_kv, d_v = attention_sizes(spec, [layer], "self_attn")
+    if "cross_attn" in keys:
+        attention_sizes(spec, [layer], "cross_attn")
+    cache = check_layer_cache(spec, cache, x, (num_layers, h_kv, d_k, d_v), cross=has_cross_entries(cache))
+    return spec, x, cache
+
+
 # --- layers ------------------------------------------------------------------------------------------
 
 
@@ -243,11 +259,7 @@ def encoder_layer(
     Returns:
       ``y`` ``[b, t, d]``; with a cache ``(cache, y)``.
     """
-    spec = check_spec(spec)
-    require_keys("params", params, ENCODER_KEYS, "encoder_layer_init")
-    x = layer_input(spec, "x", x, params["norm_1"]["scale"].shape[-1])
-    d_k, h_kv, d_v = attention_sizes(spec, [params], "self_attn")
-    cache = check_layer_cache(spec, cache, x, (None, h_kv, d_k, d_v), cross=False)
+    spec, x, cache = check_layer_inputs(spec, params, ENCODER_KEYS, "encoder_layer_init", x, cache)
     new_cache, y = encoder_layer_body(spec, params, x, mask=mask, bias=bias, cache=cache, layer=layer,
                                       dropout_key=dropout_key)
     return y if cache is None else (new_cache, y)
@@ -289,12 +301,7 @@ def decoder_layer(
     Returns:
       ``y`` ``[b, t, d]``; with a cache ``(cache, y)``.
     """
-    spec = check_spec(spec)
-    require_keys("params", params, DECODER_KEYS, "decoder_layer_init")
-    x = layer_input(spec, "x", x, params["norm_1"]["scale"].shape[-1])
-    d_k, h_kv, d_v = attention_sizes(spec, [params], "self_attn")
-    attention_sizes(spec, [params], "cross_attn")
-    cache = check_layer_cache(spec, cache, x, (None, h_kv, d_k, d_v), cross=has_cross_entries(cache))
+    spec, x, cache = check_layer_inputs(spec, params, DECODER_KEYS, "decoder_layer_init", x, cache)
     memory = check_memory(spec, memory, cache, x.shape[0], params["cross_attn"]["w_k"].shape[0])
     new_cache, y = decoder_layer_body(spec, params, x, memory, mask=mask, memory_mask=memory_mask, cache=cache,
                                       layer=layer, dropout_key=dropout_key)

@@ -92,12 +92,17 @@ def stack_of(params: Any) -> tuple[Any, int]:
     return layers, n
 
 
-def first_layer(layers: Any, sublayer: str) -> Any:
-    """The parameters (stacked: their shapes without the leading axis) of ``sublayer`` of the
-    first layer: enough to read the sizes of every layer."""
-    one = layers if isinstance(layers, Mapping) else layers[0]
-    if sublayer not in one:
-        raise ValueError(f"the stack's layers have no {sublayer!r} parameters.")
+def layer_view(layers: Any) -> Params:
+    """The first layer's parameters (stacked layers: their shapes without the leading axis, as
+    ``jax.ShapeDtypeStruct``): enough to read the sizes of every layer."""
     if isinstance(layers, Mapping):
-        return {k: jax.ShapeDtypeStruct(v.shape[1:], v.dtype) for k, v in one[sublayer].items()}
-    return one[sublayer]
+        return jax.tree.map(lambda v: jax.ShapeDtypeStruct(v.shape[1:], v.dtype), dict(layers))
+    return layers[0]
+
+
+def first_layer(layers: Any, sublayer: str) -> Any:
+    """The parameters (or shapes, see :func:`layer_view`) of ``sublayer`` of the first layer."""
+    view = layer_view(layers)
+    if sublayer not in view:
+        raise ValueError(f"the stack's layers have no {sublayer!r} parameters.")
+    return view[sublayer]

@@ -41,18 +41,10 @@ import jax.numpy as jnp
 from seqjax import _checks
 from seqjax.attention.masks import combine_masks, padding_mask
 from seqjax.primitives import layer_norm
-from seqjax.transformer.cache import Cache, advance, attention_sizes
-from seqjax.transformer.layers import (
-    check_layer_cache,
-    check_mask,
-    check_memory,
-    decoder_layer_body,
-    encoder_layer_body,
-    has_cross_entries,
-    layer_input,
-)
-from seqjax.transformer.layout import DECODER_KEYS, ENCODER_KEYS, first_layer, require_keys, stack_layers, stack_of, unstack_layers
-from seqjax.transformer.spec import TransformerSpec, check_spec
+from seqjax.transformer.cache import Cache, advance
+from seqjax.transformer.layers import check_layer_inputs, check_mask, check_memory, decoder_layer_body, encoder_layer_body
+from seqjax.transformer.layout import DECODER_KEYS, ENCODER_KEYS, layer_view, stack_layers, stack_of, unstack_layers
+from seqjax.transformer.spec import TransformerSpec
 
 Params = dict[str, Any]
 
@@ -89,11 +81,6 @@ def _run(layer_fn: Callable, params: Params, x: jax.Array, cache: Cache | None, 
     return (None if cache is None else advance(cache, steps)), x
 
 
-def _stack_cache(spec, layers, n, cache, x, *, cross):
-    d_k, h_kv, d_v = attention_sizes(spec, layers, "self_attn")
-    return check_layer_cache(spec, cache, x, (n, h_kv, d_k, d_v), cross=cross)
-
-
 def encoder_stack(
     spec: TransformerSpec,
     params: Params,
@@ -128,13 +115,9 @@ def encoder_stack(
     Returns:
       ``y`` ``[b, t, d]``; with a cache ``(cache, y)``, ``cache["index"]`` advanced.
     """
-    spec = check_spec(spec)
     layers, n = stack_of(params)
-    require_keys("params['layers']", layers if isinstance(layers, Mapping) else layers[0], ENCODER_KEYS,
-                 "encoder_stack_init")
-    x = layer_input(spec, "x", x, first_layer(layers, "norm_1")["scale"].shape[-1])
+    spec, x, cache = check_layer_inputs(spec, layer_view(layers), ENCODER_KEYS, "encoder_stack_init", x, cache, n)
     b, t, _ = x.shape
-    cache = _stack_cache(spec, layers, n, cache, x, cross=False)
     steps = t
     if cache is None:
         mask = combine_masks(check_mask("mask", mask, spec, b, t, t), _lengths_mask("seq_lengths", seq_lengths, b, t))
@@ -180,15 +163,11 @@ def decoder_stack(
     Returns:
       ``y`` ``[b, t, d]``; with a cache ``(cache, y)``, ``cache["index"]`` advanced.
     """
-    spec = check_spec(spec)
     layers, n = stack_of(params)
-    require_keys("params['layers']", layers if isinstance(layers, Mapping) else layers[0], DECODER_KEYS,
-                 "decoder_stack_init")
-    x = layer_input(spec, "x", x, first_layer(layers, "norm_1")["scale"].shape[-1])
+    view = layer_view(layers)
+    spec, x, cache = check_layer_inputs(spec, view, DECODER_KEYS, "decoder_stack_init", x, cache, n)
     b, t, _ = x.shape
-    attention_sizes(spec, layers, "cross_attn")
-    cache = _stack_cache(spec, layers, n, cache, x, cross=has_cross_entries(cache))
-    memory = check_memory(spec, memory, cache, b, first_layer(layers, "cross_attn")["w_k"].shape[0])
+    memory = check_memory(spec, memory, cache, b, view["cross_attn"]["w_k"].shape[0])
     if memory is None and src_lengths is not None:
         raise ValueError("src_lengths was given, but the cache's memory_valid already holds the source padding.")
     if memory is not None:

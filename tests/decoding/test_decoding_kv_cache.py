@@ -156,6 +156,10 @@ def test_full_cache_and_bad_tokens_are_refused(gpt):
         model.decode_step(cache, jnp.ones((1, 1), jnp.int32))
     with pytest.raises(ValueError, match=r"\[0, 17\)"):
         model.decode_step(cache, jnp.array([17]))
+    # another model's cache (4 heads of width 4) is refused by name, not by an XLA shape error
+    other = GPTLanguageModel(GPT2Config(**{**GPT_TINY.__dict__, "n_head": 4}), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="4 key/value heads of width 4.*2 heads of width 8"):
+        model.decode_step(other.init_cache(1, 4), jnp.array([1]))
 
 
 # --- decoding past the cache or past the position table (regression tests) ------------------------

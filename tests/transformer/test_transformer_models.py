@@ -296,5 +296,10 @@ def test_model_errors():
         TransformerEncoder(1, 16, 2, 32, rngs=nnx.Rngs(0), activation="tanh")
     with pytest.raises(ValueError, match="dropout_rate"):
         TransformerEncoder(1, 16, 2, 32, rngs=nnx.Rngs(0), dropout_rate=1.5)
+    # Regression: the module combined a bare [b, s] padding mask with its causal mask before any
+    # check, so with b == t it was read as a [t, s] mask without a word.
+    causal = TransformerEncoder(1, 16, 2, 32, rngs=nnx.Rngs(0), causal=True)
+    with pytest.raises(ValueError, match="rank 4"):
+        causal(jnp.ones((4, 4, 16)), mask=jnp.ones((4, 4), bool))
     with pytest.raises(TypeError):  # the old spelling is gone
         TransformerEncoder(1, 16, 2, 32, rngs=nnx.Rngs(0), dropout=0.1)

@@ -114,11 +114,10 @@ def gpt_forward(
     t = input_ids.shape[1]
     if cache is None:
         check_length(t, position.shape[0], "n_positions")
-        positions = jnp.arange(t)
+        x = token[input_ids] + position[:t]
     else:
         check_decoding_cache(cache, position.shape[0], "n_positions")
-        positions = query_positions(cache, t)
-    x = token[input_ids] + jnp.take(position, positions, axis=0)
+        x = token[input_ids] + jnp.take(position, query_positions(cache, t), axis=0)
     k_emb, k_blocks = split_key(dropout_key, 2)
     x = dropout(x, embedding_dropout_rate, k_emb)
     out = encoder_stack(spec, params["blocks"], x, seq_lengths=seq_lengths, cache=cache, dropout_key=k_blocks)

@@ -37,17 +37,41 @@ from seqjax.transformer import (
 )
 
 
-def _spec(num_heads, num_kv_heads, activation, norm_first, causal, eps, positional, rope_base, dtype,
-          dropout_rate, attention_dropout_rate, activation_dropout_rate) -> TransformerSpec:
-    return TransformerSpec(
-        num_heads=num_heads, num_kv_heads=num_kv_heads, activation=activation, norm_first=norm_first,
-        causal=causal, eps=eps, positional=positional, rope_base=rope_base, dtype=dtype,
-        dropout_rate=dropout_rate, attention_dropout_rate=attention_dropout_rate,
-        activation_dropout_rate=activation_dropout_rate,
-    )
+class _LayerStack(nnx.Module):
+    """What both stacks share: the spec built from the options, the parameters, ``pure_params``."""
+
+    def __init__(
+        self, num_layers: int, d_model: int, num_heads: int, d_ff: int, *, rngs: nnx.Rngs,
+        num_kv_heads: int | None = None, activation: str = "relu", norm_first: bool = False,
+        final_norm: bool | None = None, causal: bool = False, positional: str = "absolute",
+        rope_base: float = 10000.0, eps: float = 1e-5, dropout_rate: float = 0.1,
+        attention_dropout_rate: float | None = None, activation_dropout_rate: float | None = None,
+        scan: bool = False, use_bias: bool = True, weight_init: Callable | float | None = None,
+        output_init_scale: float = 1.0, dtype: Any = None,
+    ):
+        self.spec = TransformerSpec(
+            num_heads=num_heads, num_kv_heads=num_kv_heads, activation=activation, norm_first=norm_first,
+            causal=causal, eps=eps, positional=positional, rope_base=rope_base, dtype=dtype,
+            dropout_rate=dropout_rate, attention_dropout_rate=attention_dropout_rate,
+            activation_dropout_rate=activation_dropout_rate,
+        )
+        self.num_layers, self.d_model, self.num_heads, self.d_ff = num_layers, d_model, num_heads, d_ff
+        self.scan = bool(scan)
+        self.stack = as_params(self._init_stack(
+            rngs.params(), num_layers, d_model, num_heads, d_ff, num_kv_heads=num_kv_heads,
+            final_norm=norm_first if final_norm is None else final_norm, stacked=scan, use_bias=use_bias,
+            weight_init=weight_init, output_scale=output_init_scale,
+        ))
+
+    def _init_stack(self, *args: Any, **kwargs: Any) -> dict:
+        raise NotImplementedError
+
+    def pure_params(self) -> dict:
+        """The parameters as the plain pytree the pure stack function takes."""
+        return values(self.stack)
 
 
-class TransformerEncoder(nnx.Module):
+class TransformerEncoder(_LayerStack):
     """A stack of encoder layers (:func:`seqjax.transformer.encoder_stack`) on embeddings
     ``[b, t, d]``; ``causal=True`` makes it the body of a decoder-only (GPT) model, which can
     also decode with a KV cache (:meth:`init_cache`, ``cache=``).
@@ -73,31 +97,12 @@ class TransformerEncoder(nnx.Module):
       output_init_scale: multiplies the initial ``w_o`` and ``w_2`` (GPT-2: ``1 / sqrt(2 L)``).
       dtype: computation dtype (parameters stay float32).
 
-    All options but the sizes and the init end up in ``self.spec``.
+    All options but the sizes and the init end up in ``self.spec``; :meth:`pure_params` gives the
+    parameters as :func:`seqjax.transformer.encoder_stack` takes them.
     """
 
-    def __init__(
-        self, num_layers: int, d_model: int, num_heads: int, d_ff: int, *, rngs: nnx.Rngs,
-        num_kv_heads: int | None = None, activation: str = "relu", norm_first: bool = False,
-        final_norm: bool | None = None, causal: bool = False, positional: str = "absolute",
-        rope_base: float = 10000.0, eps: float = 1e-5, dropout_rate: float = 0.1,
-        attention_dropout_rate: float | None = None, activation_dropout_rate: float | None = None,
-        scan: bool = False, use_bias: bool = True, weight_init: Callable | float | None = None,
-        output_init_scale: float = 1.0, dtype: Any = None,
-    ):
-        self.spec = _spec(num_heads, num_kv_heads, activation, norm_first, causal, eps, positional, rope_base,
-                          dtype, dropout_rate, attention_dropout_rate, activation_dropout_rate)
-        self.num_layers, self.d_model, self.num_heads, self.d_ff = num_layers, d_model, num_heads, d_ff
-        self.scan = bool(scan)
-        final_norm = norm_first if final_norm is None else final_norm
-        self.stack = as_params(encoder_stack_init(
-            rngs.params(), num_layers, d_model, num_heads, d_ff, num_kv_heads=num_kv_heads, final_norm=final_norm,
-            stacked=scan, use_bias=use_bias, weight_init=weight_init, output_scale=output_init_scale,
-        ))
-
-    def pure_params(self) -> dict:
-        """The parameters as the plain pytree :func:`seqjax.transformer.encoder_stack` takes."""
-        return values(self.stack)
+    def _init_stack(self, *args: Any, **kwargs: Any) -> dict:
+        return encoder_stack_init(*args, **kwargs)
 
     def init_cache(self, batch: int, max_len: int, *, dtype: Any = None) -> dict:
         """An empty KV cache of ``max_len`` positions (:func:`seqjax.transformer.init_stack_cache`);
@@ -118,37 +123,21 @@ class TransformerEncoder(nnx.Module):
                              dropout_key=dropout_key)
 
 
-class TransformerDecoder(nnx.Module):
+class TransformerDecoder(_LayerStack):
     """A stack of decoder layers (:func:`seqjax.transformer.decoder_stack`): masked
     self-attention (causal unless ``causal=False``), cross-attention to ``memory``, FFN.
 
     Arguments as :class:`TransformerEncoder`, plus ``memory_features`` (the encoder width,
-    default ``d_model``).
+    default ``d_model``); ``causal`` defaults to True.
     """
 
-    def __init__(
-        self, num_layers: int, d_model: int, num_heads: int, d_ff: int, *, rngs: nnx.Rngs,
-        memory_features: int | None = None, num_kv_heads: int | None = None, activation: str = "relu",
-        norm_first: bool = False, final_norm: bool | None = None, causal: bool = True,
-        positional: str = "absolute", rope_base: float = 10000.0, eps: float = 1e-5, dropout_rate: float = 0.1,
-        attention_dropout_rate: float | None = None, activation_dropout_rate: float | None = None,
-        scan: bool = False, use_bias: bool = True, weight_init: Callable | float | None = None,
-        output_init_scale: float = 1.0, dtype: Any = None,
-    ):
-        self.spec = _spec(num_heads, num_kv_heads, activation, norm_first, causal, eps, positional, rope_base,
-                          dtype, dropout_rate, attention_dropout_rate, activation_dropout_rate)
-        self.num_layers, self.d_model, self.num_heads, self.d_ff = num_layers, d_model, num_heads, d_ff
-        self.scan = bool(scan)
-        final_norm = norm_first if final_norm is None else final_norm
-        self.stack = as_params(decoder_stack_init(
-            rngs.params(), num_layers, d_model, num_heads, d_ff, num_kv_heads=num_kv_heads,
-            memory_features=memory_features, final_norm=final_norm, stacked=scan, use_bias=use_bias,
-            weight_init=weight_init, output_scale=output_init_scale,
-        ))
+    def __init__(self, num_layers: int, d_model: int, num_heads: int, d_ff: int, *, rngs: nnx.Rngs,
+                 memory_features: int | None = None, causal: bool = True, **options: Any):
+        self.memory_features = memory_features
+        super().__init__(num_layers, d_model, num_heads, d_ff, rngs=rngs, causal=causal, **options)
 
-    def pure_params(self) -> dict:
-        """The parameters as the plain pytree :func:`seqjax.transformer.decoder_stack` takes."""
-        return values(self.stack)
+    def _init_stack(self, *args: Any, **kwargs: Any) -> dict:
+        return decoder_stack_init(*args, memory_features=self.memory_features, **kwargs)
 
     def init_cache(self, batch: int, max_len: int, *, memory: jax.Array | None = None,
                    memory_valid: jax.Array | None = None, dtype: Any = None) -> dict:

@@ -124,7 +124,7 @@ def cross_attention_cache(
     memory = _checks.floating_array("memory", memory, ndim=3, layout="[batch, source_time, features]")
     attention_sizes(spec, layers, "cross_attn")
     _checks.feature_size("memory", memory, first_layer(layers, "cross_attn")["w_k"].shape[0])
-    dtype = dtype or spec.dtype
+    dtype = spec.dtype if dtype is None else dtype
     if dtype is not None:
         memory = memory.astype(dtype)
     b, s, _ = memory.shape
@@ -167,7 +167,8 @@ def init_stack_cache(
         raise ValueError("a KV cache decodes left to right: the spec must have causal=True.")
     layers, n = stack_of(params)
     d_k, h_kv, d_v = attention_sizes(spec, layers, "self_attn")
-    dtype = dtype or spec.dtype or jnp.float32
+    if dtype is None:
+        dtype = jnp.float32 if spec.dtype is None else spec.dtype
     cache = init_kv_cache(batch, max_len, n, h_kv, d_k, value_head_dim=d_v, dtype=dtype)
     if memory is not None:
         cache |= cross_attention_cache(spec, params, memory, memory_valid=memory_valid, dtype=dtype)

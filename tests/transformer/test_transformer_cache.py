@@ -125,3 +125,16 @@ def test_a_cache_is_refused_where_it_cannot_be_right():
         decoder_stack(spec, dec, X[:, :1], cache=init_stack_cache(spec, dec, B, 4))
     with pytest.raises(ValueError, match="memory_valid"):
         decoder_stack(spec, dec, X[:, :1], cache=dec_cache, src_lengths=jnp.array([5, 2]))
+
+
+def test_bfloat16_cache_takes_the_spec_dtype_and_matches_the_full_forward():
+    spec = TransformerSpec(num_heads=H, causal=True, norm_first=True, dtype=jnp.bfloat16)
+    params = encoder_stack_init(jax.random.key(8), 2, E, H, F, final_norm=True)
+    cache = init_stack_cache(spec, params, B, 8)
+    assert cache["k"].dtype == jnp.bfloat16
+    full = encoder_stack(spec, params, X)
+    cache, first = encoder_stack(spec, params, X[:, :4], cache=cache)
+    cache, rest = encoder_stack(spec, params, X[:, 4:], cache=cache)
+    assert first.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(jnp.concatenate([first, rest], 1), np.float32),
+                               np.asarray(full, np.float32), atol=1e-2)

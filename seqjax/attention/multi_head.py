@@ -9,7 +9,7 @@ all three the same tensor for self-attention)::
     head_n = softmax(Q_n K_{g(n)}^T / sqrt(d_k), masked) V_{g(n)}      g(n) = n // (h / h_kv)
     MultiHead = Concat(head_1, ..., head_h) W_o + b_o                   [b, t, d_out]
 
-(Vaswani et al. 2017; seed 000 M7, seed 001 §1.3). ``h_kv = h`` is standard multi-head
+(Vaswani et al. 2017, "Attention Is All You Need", section 3.2.2). ``h_kv = h`` is standard multi-head
 attention, ``h_kv < h`` grouped-query attention (each kv head serves ``h / h_kv`` consecutive query
 heads), ``h_kv = 1`` multi-query attention. The attention itself is
 :func:`seqjax.attention.dot_product_attention`.
@@ -50,6 +50,7 @@ import jax.numpy as jnp
 from seqjax import _checks
 from seqjax.attention._init import xavier_uniform
 from seqjax.attention.dot_product import dot_product_attention
+from seqjax.primitives import dense
 
 Params = dict[str, jax.Array]
 _WEIGHTS = ("w_q", "w_k", "w_v", "w_o")
@@ -159,11 +160,21 @@ def head_dims(params: Params, num_heads: int) -> tuple[int, int, int]:
     return d_k, h_kv, v_cols // h_kv
 
 
-def _dense(params: Params, name: str, x: jax.Array) -> jax.Array:
-    w = params[f"w_{name}"]
-    y = x @ w.astype(x.dtype)
-    b = params.get(f"b_{name}")
-    return y if b is None else y + b.astype(x.dtype)
+def _project(params: Params, name: str, x: jax.Array) -> jax.Array:
+    return dense(x, params[f"w_{name}"], params.get(f"b_{name}"))
+
+
+def project_queries(params: Params, query: jax.Array, *, num_heads: int) -> jax.Array:
+    """The query projection split into heads: ``q [b, t, h, d_k]``."""
+    head_dims(params, num_heads)
+    return split_heads(_project(params, "q", query), num_heads)
+
+
+def project_kv(params: Params, key: jax.Array, value: jax.Array, *, num_heads: int) -> tuple[jax.Array, jax.Array]:
+    """The key and value projections split into heads: ``k [b, s, h_kv, d_k]``,
+    ``v [b, s, h_kv, d_v]`` (what a KV cache stores)."""
+    _, h_kv, _ = head_dims(params, num_heads)
+    return split_heads(_project(params, "k", key), h_kv), split_heads(_project(params, "v", value), h_kv)
 
 
 def project_qkv(
@@ -176,17 +187,13 @@ def project_qkv(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The input projections, split into heads: ``q [b, t, h, d_k]``, ``k [b, s, h_kv, d_k]``,
     ``v [b, s, h_kv, d_v]``."""
-    _, h_kv, _ = head_dims(params, num_heads)
-    return (
-        split_heads(_dense(params, "q", query), num_heads),
-        split_heads(_dense(params, "k", key), h_kv),
-        split_heads(_dense(params, "v", value), h_kv),
-    )
+    return (project_queries(params, query, num_heads=num_heads),
+            *project_kv(params, key, value, num_heads=num_heads))
 
 
 def output_projection(params: Params, heads: jax.Array) -> jax.Array:
     """Concatenate the heads ``[b, t, h, d_v]`` and apply ``W_o, b_o``: ``[b, t, d_out]``."""
-    return _dense(params, "o", merge_heads(heads))
+    return _project(params, "o", merge_heads(heads))
 
 
 def multi_head_attention(

@@ -59,7 +59,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from seqjax.transformer.blocks import stack_layers
+from seqjax.transformer.layout import stack_layers
 
 ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
 """Hugging Face's ``activation_function`` names -> seqjax's (``gelu`` is the exact erf form in both)."""

@@ -9,8 +9,8 @@ selected independently with probability ``mask_prob`` (0.15), as HF's
                                              as BERT and HF: it may equal the original)
     itself           with probability 0.1   (the rest)
 
-and the loss is taken on the selected positions only (``weights``). The seed's text gives only
-the 15% (seed 001 §1.9); the 80/10/10 split is BERT's.
+and the loss is taken on the selected positions only (``weights``). Textbook summaries often
+give only the 15%; the 80/10/10 split is BERT's (Devlin et al. 2019, section 3.1).
 
 Example::
 

@@ -1,8 +1,9 @@
 """KV-cached incremental decoding equals the full forward pass (to 1e-5): GPT (loop and scan
-stacks, with a prompt prefill, with right-padded prompts of different lengths) and the
-encoder-decoder Transformer (cross-attention keys and values computed once, source padding);
-greedy decoding through the cache agrees with the full model; a full cache is refused, and so is
-decoding more tokens than the cache has room for."""
+stacks, with a prompt prefill, with right-padded prompts of different lengths, several steps) and
+the encoder-decoder Transformer (cross-attention keys and values computed once, source padding);
+greedy decoding through the cache agrees with the full model; the cached path runs with the
+model's own spec; decoding past the cache or past the model's position table is refused with
+both lengths named. The step contract is ``step_fn(cache, tokens) -> (cache, logits)``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from flax import nnx
 
 from seqjax.decoding import beam_search, greedy, sample
 from seqjax.nn.transformer import EncoderDecoder, GPT2Config, GPTLanguageModel
+from seqjax.transformer import init_stack_cache
 
 ATOL = 1e-5
 GPT_TINY = GPT2Config(vocab_size=17, n_positions=12, n_embd=16, n_layer=2, n_head=2)
@@ -25,21 +27,30 @@ def gpt():
     return GPTLanguageModel(GPT_TINY, rngs=nnx.Rngs(0))
 
 
+@pytest.fixture(scope="module")
+def gpt_scan():
+    """The same GPT with its layers stacked and scanned."""
+    return GPTLanguageModel(GPT2Config(**{**GPT_TINY.__dict__, "scan_layers": True}), rngs=nnx.Rngs(0))
+
+
+def tiny_seq2seq(**kw):
+    return EncoderDecoder(11, 13, d_model=16, num_heads=2, num_layers=2, d_ff=32, max_len=20,
+                          rngs=nnx.Rngs(0), **kw)
+
+
 def ids(vocab, b, t, seed=0):
     return jnp.asarray(np.random.default_rng(seed).integers(1, vocab, (b, t)), jnp.int32)
 
 
 def stepwise(step_fn, cache, tokens):
-    """Feed ``tokens`` ``[b, t]`` one step at a time: logits ``[b, t, V]``. The step function has
-    the order of a ``jax.lax.scan`` body, ``(state, x) -> (state, y)``, so it is one."""
+    """Feed ``tokens`` ``[b, t]`` one step at a time: ``(cache, logits [b, t, V])``."""
     cache, logits = jax.lax.scan(step_fn, cache, tokens.T)
-    return logits.transpose(1, 0, 2), cache
+    return cache, logits.transpose(1, 0, 2)
 
 
 @pytest.mark.parametrize("scan_layers, prompt_len", [(False, 4), (True, 1)])
-def test_gpt_cached_decoding_equals_full_forward(gpt, scan_layers, prompt_len):
-    model = GPTLanguageModel(GPT2Config(**{**GPT_TINY.__dict__, "scan_layers": True}), rngs=nnx.Rngs(0)) \
-        if scan_layers else gpt
+def test_gpt_cached_decoding_equals_full_forward(gpt, gpt_scan, scan_layers, prompt_len):
+    model = gpt_scan if scan_layers else gpt
     tokens = ids(GPT_TINY.vocab_size, 2, 9)
     step_fn = model.step_fn()
 
@@ -48,7 +59,7 @@ def test_gpt_cached_decoding_equals_full_forward(gpt, scan_layers, prompt_len):
         full = model(tokens)
         cache = model.init_cache(2, 10)
         cache, prefill = model.prefill(cache, tokens[:, :prompt_len])
-        steps, cache = stepwise(step_fn, cache, tokens[:, prompt_len:])
+        cache, steps = stepwise(step_fn, cache, tokens[:, prompt_len:])
         return full, jnp.concatenate([prefill, steps], axis=1), cache["index"]
 
     full, cached, index = run(tokens)
@@ -56,31 +67,31 @@ def test_gpt_cached_decoding_equals_full_forward(gpt, scan_layers, prompt_len):
     assert index.tolist() == [9, 9]
 
 
-def test_gpt_right_padded_prompts_prefill(gpt):
-    model = gpt
+@pytest.mark.parametrize("scan_layers", [False, True])
+def test_gpt_right_padded_prompts_prefill(gpt, gpt_scan, scan_layers):
+    model = gpt_scan if scan_layers else gpt
     prompt, lengths = ids(GPT_TINY.vocab_size, 2, 5, seed=1), jnp.array([5, 3])
-    nxt = ids(GPT_TINY.vocab_size, 2, 1, seed=2)
-    # the full sequences: row 1 is its 3 prompt tokens, the next token, then junk
-    full_tokens = jnp.concatenate([prompt, nxt], axis=1).at[1, 3].set(nxt[1, 0])
+    nxt = ids(GPT_TINY.vocab_size, 2, 3, seed=2)
+    # the full sequences: row 1 is its 3 prompt tokens, then the next 3 tokens, then junk
+    full_tokens = jnp.concatenate([prompt, nxt], axis=1).at[1, 3:6].set(nxt[1])
 
     @jax.jit
     def run(prompt, lengths, nxt, full_tokens):
         cache, pre = model.prefill(model.init_cache(2, 8), prompt, seq_lengths=lengths)
-        cache, step = model.decode_step(cache, nxt[:, 0])
-        return pre, step, cache["index"], model(full_tokens)
+        cache, steps = stepwise(model.step_fn(), cache, nxt)
+        return pre, steps, cache["index"], model(full_tokens)
 
-    pre, step, index, full = run(prompt, lengths, nxt, full_tokens)
-    assert index.tolist() == [6, 4]
+    pre, steps, index, full = run(prompt, lengths, nxt, full_tokens)
+    assert index.tolist() == [8, 6]
     np.testing.assert_allclose(np.asarray(pre[0]), np.asarray(full[0, :5]), atol=ATOL, rtol=0)
     np.testing.assert_allclose(np.asarray(pre[1, :3]), np.asarray(full[1, :3]), atol=ATOL, rtol=0)
-    np.testing.assert_allclose(np.asarray(step[0]), np.asarray(full[0, 5]), atol=ATOL, rtol=0)
-    np.testing.assert_allclose(np.asarray(step[1]), np.asarray(full[1, 3]), atol=ATOL, rtol=0)
+    np.testing.assert_allclose(np.asarray(steps[0]), np.asarray(full[0, 5:8]), atol=ATOL, rtol=0)
+    np.testing.assert_allclose(np.asarray(steps[1]), np.asarray(full[1, 3:6]), atol=ATOL, rtol=0)
 
 
 def test_encoder_decoder_cached_decoding_equals_full_forward():
-    # post-LN (the seeds' model), layers scanned: the GPT tests cover pre-LN and the layer loop
-    model = EncoderDecoder(11, 13, d_model=16, num_heads=2, num_layers=2, d_ff=32, max_len=20,
-                           scan=True, rngs=nnx.Rngs(0))
+    # post-LN (the textbook model), layers scanned: the GPT tests cover pre-LN and the layer loop
+    model = tiny_seq2seq(scan=True)
     src, src_lengths = ids(11, 2, 7, seed=3), jnp.array([7, 4])
     tgt = ids(13, 2, 6, seed=4)
     step_fn = model.step_fn()
@@ -90,7 +101,7 @@ def test_encoder_decoder_cached_decoding_equals_full_forward():
         full = model(src, tgt, src_lengths=src_lengths)
         cache = model.init_decode_state(src, 8, src_lengths=src_lengths)
         cache, prefill = model.prefill(cache, tgt[:, :2])
-        steps, cache = stepwise(step_fn, cache, tgt[:, 2:])
+        cache, steps = stepwise(step_fn, cache, tgt[:, 2:])
         return full, jnp.concatenate([prefill, steps], axis=1)
 
     full, cached = run(src, src_lengths, tgt)
@@ -103,27 +114,94 @@ def test_gpt_greedy_through_the_cache_agrees_with_the_full_model(gpt):
 
     @jax.jit
     def run(prompt):
-        cache, _ = model.prefill(model.init_cache(2, 8), prompt[:, :-1])
-        out = greedy(model.step_fn(), cache, prompt[:, -1], 5)
-        return out, model(jnp.concatenate([prompt, out.sequences], axis=1))
+        cache, logits = model.prefill(model.init_cache(2, 8), prompt)
+        step = model.step_fn()
 
-    out, full = run(prompt)
-    predicted = full[:, 2:-1]  # the logits that chose each generated token
-    np.testing.assert_array_equal(np.asarray(jnp.argmax(predicted, -1)), np.asarray(out.sequences))
-    log_p = np.take_along_axis(np.asarray(jax.nn.log_softmax(predicted)), np.asarray(out.sequences)[..., None], -1)
-    np.testing.assert_allclose(np.asarray(out.scores), log_p[..., 0].sum(-1), atol=1e-4, rtol=0)
-    assert out.state["index"].tolist() == [7, 7]  # 2 prefilled + 5 fed (the last token is not fed)
+        def body(carry, _):
+            cache, logits = carry
+            token = jnp.argmax(logits, -1)
+            cache, logits = step(cache, token)
+            return (cache, logits), token
+
+        (cache, _), tokens = jax.lax.scan(body, (cache, logits[:, -1]), None, length=5)
+        tokens = tokens.T
+        return tokens, cache["index"], model(jnp.concatenate([prompt, tokens], axis=1))
+
+    tokens, index, full = run(prompt)
+    np.testing.assert_array_equal(np.asarray(jnp.argmax(full[:, 2:-1], -1)), np.asarray(tokens))
+    assert index.tolist() == [8, 8]  # 3 prefilled + 5 fed
+
+
+def test_the_cached_path_runs_with_the_models_spec(gpt):
+    model = tiny_seq2seq(activation="gelu", norm_first=True, eps=1e-3)
+    step = model.step_fn()
+    assert step.args[0] is model.decoder.spec
+    assert (step.args[0].activation, step.args[0].norm_first, step.args[0].eps, step.args[0].causal) == (
+        "gelu", True, 1e-3, True)
+    assert gpt.step_fn().args[0] is gpt.spec is gpt.blocks.spec
+    # and it still equals the full forward with those options
+    src, tgt = ids(11, 2, 5, seed=6), ids(13, 2, 4, seed=7)
+    cache = model.init_decode_state(src, 6)
+    cache, cached = model.prefill(cache, tgt)
+    np.testing.assert_allclose(np.asarray(cached), np.asarray(model(src, tgt)), atol=ATOL, rtol=0)
 
 
 def test_full_cache_and_bad_tokens_are_refused(gpt):
     model = gpt
     cache = model.init_cache(1, 4)
-    with pytest.raises(ValueError, match="cache is full"):
+    with pytest.raises(ValueError, match="5 new positions do not fit in max_len = 4"):
         model.prefill(cache, jnp.ones((1, 5), jnp.int32))
-    with pytest.raises(ValueError, match="n_positions"):
+    with pytest.raises(ValueError, match="max_len = 13 exceeds the model's n_positions = 12"):
         model.init_cache(1, 13)
     with pytest.raises(ValueError, match="tokens"):
         model.decode_step(cache, jnp.ones((1, 1), jnp.int32))
+    with pytest.raises(ValueError, match=r"\[0, 17\)"):
+        model.decode_step(cache, jnp.array([17]))
+    # another model's cache (4 heads of width 4) is refused by name, not by an XLA shape error
+    other = GPTLanguageModel(GPT2Config(**{**GPT_TINY.__dict__, "n_head": 4}), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="4 key/value heads of width 4.*2 heads of width 8"):
+        model.decode_step(other.init_cache(1, 4), jnp.array([1]))
+
+
+# --- decoding past the cache or past the position table (regression tests) ------------------------
+
+
+def test_gpt_decoding_past_the_cache_names_both_lengths(gpt):
+    cache, _ = gpt.prefill(gpt.init_cache(2, 4), jnp.ones((2, 3), jnp.int32))
+    cache, _ = gpt.decode_step(cache, jnp.array([1, 2]))  # position 3: the last one
+    with pytest.raises(ValueError, match=r"cache\['index'\] = 4 need 5 positions, but the cache holds max_len = 4"):
+        gpt.decode_step(cache, jnp.array([1, 2]))
+    with pytest.raises(ValueError, match="max_len = 4"):
+        gpt.step_fn()(cache, jnp.array([1, 2]))
+
+
+def test_gpt_cache_longer_than_n_positions_is_refused(gpt):
+    long_cache = init_stack_cache(gpt.spec, gpt.blocks.pure_params(), 2, 16)  # built around init_cache
+    message = r"the cache holds max_len = 16 positions but the model has n_positions = 12"
+    with pytest.raises(ValueError, match=message):
+        gpt.prefill(long_cache, jnp.ones((2, 3), jnp.int32))
+    with pytest.raises(ValueError, match=message):
+        gpt.decode_step(long_cache, jnp.array([1, 2]))
+
+
+def test_encoder_decoder_cache_longer_than_the_position_table_is_refused():
+    # Regression: the encoder-decoder checked its max_len only in init_cache; a cache built
+    # another way decoded past the model's position table without a word.
+    model = tiny_seq2seq()
+    memory, valid = model.encode(ids(11, 2, 5, seed=8))
+    long_cache = init_stack_cache(model.decoder.spec, model.decoder.pure_params(), 2, 24, memory=memory)
+    message = r"the cache holds max_len = 24 positions but the model has max_len \(the position table size\) = 20"
+    with pytest.raises(ValueError, match=message):
+        model.prefill(long_cache, jnp.ones((2, 1), jnp.int32))
+    with pytest.raises(ValueError, match=message):
+        model.decode_step(long_cache, jnp.array([1, 2]))
+    with pytest.raises(ValueError, match=message):
+        model.step_fn()(long_cache, jnp.array([1, 2]))
+    with pytest.raises(ValueError, match="max_len = 21 exceeds the model's max_len = 20"):
+        model.init_cache(memory, 21)
+    cache, _ = model.prefill(model.init_cache(memory, 2, src_valid=valid), jnp.ones((2, 2), jnp.int32))
+    with pytest.raises(ValueError, match=r"cache\['index'\] = 2 need 3 positions, but the cache holds max_len = 2"):
+        model.decode_step(cache, jnp.array([1, 2]))
 
 
 def test_decoding_past_the_cache_is_refused(gpt):

@@ -1,6 +1,6 @@
 """Pure transformer blocks: LayerNorm and FFN against numpy references, the two residual
-placements, scan == Python loop for stacks (outputs and gradients, with dropout), dropout driven
-by one explicit key, bfloat16, and clear errors on bad input."""
+placements, scan == Python loop for stacks (with dropout), dropout driven by one explicit key,
+bfloat16, the spec validated once, and clear errors on bad input."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from seqjax.attention import causal_mask, padding_mask
+from seqjax.primitives import layer_norm
 from seqjax.transformer import (
+    TransformerSpec,
     decoder_stack,
     decoder_stack_init,
     encoder_layer,
@@ -22,7 +24,6 @@ from seqjax.transformer import (
     encoder_stack_init,
     feed_forward,
     feed_forward_init,
-    layer_norm,
     residual,
     stack_layers,
     unstack_layers,
@@ -90,9 +91,10 @@ def test_pre_ln_stack_scan_equals_loop():
     chex.assert_trees_all_equal(stacked["layers"], stack_layers(params["layers"]))
     mask = causal_mask(T) & padding_mask(LENGTHS, T)
 
+    spec = TransformerSpec(num_heads=H, norm_first=True, activation="gelu", dropout_rate=0.2)
+
     def run(p, key, scan):
-        return encoder_stack(p, X, num_heads=H, mask=mask, norm_first=True, activation="gelu",
-                             dropout_rate=0.2, dropout_key=key, scan=scan)
+        return encoder_stack(spec, p, X, mask=mask, dropout_key=key, scan=scan)
 
     run = jax.jit(run, static_argnames="scan")
     key = rbg_key(4)  # one key per layer in both modes: the same dropout masks
@@ -103,14 +105,22 @@ def test_pre_ln_stack_scan_equals_loop():
 
 def test_decoder_stack_scan_equals_loop():
     params = decoder_stack_init(jax.random.key(5), 2, E, H, F, final_norm=True, stacked=True)
-    opts = dict(num_heads=H, mask=causal_mask(T), memory_mask=padding_mask(jnp.array([6, 2]), S))
-    loop = decoder_stack({**params, "layers": unstack_layers(params["layers"])}, X, MEMORY, **opts)
-    chex.assert_trees_all_close(decoder_stack(params, X, MEMORY, **opts), loop, atol=1e-5)
+    spec = TransformerSpec(num_heads=H, causal=True)
+    opts = dict(src_lengths=jnp.array([6, 2]))
+    loop = decoder_stack(spec, {**params, "layers": unstack_layers(params["layers"])}, X, MEMORY, **opts)
+    chex.assert_trees_all_close(decoder_stack(spec, params, X, MEMORY, **opts), loop, atol=1e-5)
+    # the causal spec equals an explicit causal mask, src_lengths an explicit padding mask
+    explicit = decoder_stack(TransformerSpec(num_heads=H), params, X, MEMORY, mask=causal_mask(T),
+                             memory_mask=padding_mask(jnp.array([6, 2]), S))
+    chex.assert_trees_all_close(explicit, loop, atol=1e-5)
 
 
 def test_dropout_is_driven_by_one_explicit_key():
     params = encoder_layer_init(jax.random.key(7), E, H, F)
-    run = lambda **kw: encoder_layer(params, X, num_heads=H, **kw)  # noqa: E731
+
+    def run(dropout_key=None, **rates):
+        return encoder_layer(TransformerSpec(num_heads=H, **rates), params, X, dropout_key=dropout_key)
+
     evaluation = run(dropout_rate=0.3)
     chex.assert_trees_all_close(evaluation, run(), atol=0)  # no key: no dropout
     key = rbg_key(8)
@@ -127,31 +137,63 @@ def test_dropout_is_driven_by_one_explicit_key():
 
 def test_bfloat16_computation():
     params = encoder_stack_init(jax.random.key(10), 2, E, H, F, final_norm=True)
-    out = encoder_stack(params, X, num_heads=H, norm_first=True, dtype=jnp.bfloat16)
+    spec = TransformerSpec(num_heads=H, norm_first=True)
+    out = encoder_stack(spec.replace(dtype=jnp.bfloat16), params, X)
     assert out.dtype == jnp.bfloat16
-    ref = encoder_stack(params, X, num_heads=H, norm_first=True)
+    ref = encoder_stack(spec, params, X)
     np.testing.assert_allclose(np.asarray(out, np.float32), ref, atol=0.1)
 
 
 def test_clear_errors():
     params = encoder_layer_init(jax.random.key(11), E, H, F)
+    spec = TransformerSpec(num_heads=H)
     with pytest.raises(ValueError, match="features"):
-        encoder_layer(params, jnp.ones((B, T, E + 1)), num_heads=H)
+        encoder_layer(spec, params, jnp.ones((B, T, E + 1)))
     with pytest.raises(ValueError, match="rank 3"):
-        encoder_layer(params, jnp.ones((T, E)), num_heads=H)
-    with pytest.raises(ValueError, match="activation"):
-        encoder_layer(params, X, num_heads=H, activation="swish")
-    with pytest.raises(ValueError, match="norm_first"):
-        encoder_layer(params, X, num_heads=H, norm_first="pre")
+        encoder_layer(spec, params, jnp.ones((T, E)))
     with pytest.raises(ValueError, match="missing"):
-        encoder_layer({k: v for k, v in params.items() if k != "ffn"}, X, num_heads=H)
-    with pytest.raises(ValueError, match="broadcast"):
-        encoder_layer(params, X, num_heads=H, mask=jnp.ones((B, T), bool))
-    with pytest.raises(ValueError, match="dropout_rate"):
-        encoder_layer(params, X, num_heads=H, dropout_rate=1.0)
+        encoder_layer(spec, {k: v for k, v in params.items() if k != "ffn"}, X)
+    with pytest.raises(ValueError, match="rank 4"):  # a bare [b, s] padding mask
+        encoder_layer(spec, params, X, mask=jnp.ones((B, T), bool))
+    with pytest.raises(ValueError, match="rank 4"):  # ... also where it is combined with the causal mask
+        encoder_stack(spec.replace(causal=True), {"layers": [params]}, X, mask=jnp.ones((B, T), bool))
+    with pytest.raises(ValueError, match="TransformerSpec"):
+        encoder_layer(H, params, X)
+    with pytest.raises(ValueError, match="num_kv_heads = 2"):  # the spec must describe the parameters
+        encoder_layer(spec.replace(num_kv_heads=2), params, X)
     with pytest.raises(ValueError, match="divide"):
         encoder_layer_init(jax.random.key(0), E, 3, F)
     with pytest.raises(ValueError, match="leading"):
         stacked = stack_layers([params, params])
         stacked["ffn"] = dict(stacked["ffn"], b_2=jnp.zeros((3, E)))
-        encoder_stack({"layers": stacked}, X, num_heads=H)
+        encoder_stack(spec, {"layers": stacked}, X)
+    with pytest.raises(TypeError):  # no second list of options next to the spec
+        encoder_stack(spec, {"layers": [params]}, X, norm_first=True)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(num_heads=0), "num_heads"),
+    (dict(num_heads=True), "num_heads"),
+    (dict(num_heads=4, num_kv_heads=3), "divide"),
+    (dict(num_heads=4, activation="swish"), "activation"),
+    (dict(num_heads=4, norm_first="pre"), "norm_first"),
+    (dict(num_heads=4, causal=1), "causal"),
+    (dict(num_heads=4, eps=0.0), "eps"),
+    (dict(num_heads=4, positional="alibi"), "positional"),
+    (dict(num_heads=4, dtype=jnp.int32), "dtype"),
+    (dict(num_heads=4, dropout_rate=1.0), "dropout_rate"),
+    (dict(num_heads=4, attention_dropout_rate=-0.1), "attention_dropout_rate"),
+    (dict(num_heads=4, activation_dropout_rate="0.1"), "activation_dropout_rate"),
+])
+def test_spec_is_validated_once(options, message):
+    with pytest.raises(ValueError, match=message):
+        TransformerSpec(**options)
+
+
+def test_spec_is_frozen_and_hashable():
+    spec = TransformerSpec(num_heads=4, dtype="bfloat16", dropout_rate=0.1, attention_dropout_rate=0.0)
+    assert spec.dtype == jnp.bfloat16 and hash(spec) == hash(TransformerSpec(num_heads=4, dtype=jnp.bfloat16,
+                                                                             dropout_rate=0.1, attention_dropout_rate=0.0))
+    assert spec.dropout_rates() == (0.1, 0.0, 0.1)
+    with pytest.raises(AttributeError):
+        spec.num_heads = 2

@@ -1,7 +1,9 @@
 """NNX transformer models: exact parameter counts (BERT-base/large, GPT-2 small) by eval_shape;
-the sinusoidal table is a constant, not a parameter (seed bug B9); causality of the GPT model and
-the decoders; source padding really masked (seed bug B11); thin modules equal the pure stacks;
-scan == loop models; jit/grad through nnx.split/merge with explicit dropout keys."""
+the sinusoidal table is a constant, not a parameter (the source text's Transformer stored it as
+a parameter, so its Xavier init overwrote it); causality of the GPT model and the decoders;
+source and target padding really masked; thin modules equal the pure stacks with their spec;
+pure_params() is the whole parameter pytree; scan == loop models; jit/grad through
+nnx.split/merge with explicit dropout keys."""
 
 from __future__ import annotations
 
@@ -25,7 +27,10 @@ from seqjax.nn.transformer import (
     TransformerEncoder,
     count_params,
 )
-from seqjax.transformer import decoder_stack, encoder_stack, layer_norm
+from seqjax.nn.transformer.encoder_decoder import embed
+from seqjax.nn.params import values
+from seqjax.primitives import layer_norm
+from seqjax.transformer import TransformerSpec, decoder_stack, encoder_stack
 
 ATOL = 1e-5
 RNG = np.random.default_rng(0)
@@ -93,7 +98,8 @@ def test_positional_encoding_is_a_constant_not_a_parameter():
         assert not (leaf.shape == table.shape and np.allclose(leaf, table)), "the PE table is stored"
     # the embedding really adds it: a zero token embedding leaves exactly PE[:t]
     zero = jnp.zeros((11, 16))
-    np.testing.assert_allclose(model._embed(jnp.zeros((1, 7), jnp.int32), zero, None)[0], table[:7], atol=1e-7)
+    np.testing.assert_allclose(embed(zero, jnp.zeros((1, 7), jnp.int32), jnp.arange(7), table_len=7)[0], table[:7],
+                               atol=1e-7)
 
 
 # --- causality and padding -------------------------------------------------------------------------
@@ -175,17 +181,52 @@ def test_target_padding_and_bert_padding():
 
 def test_modules_equal_the_pure_stacks():
     enc = TransformerEncoder(2, 16, 2, 32, rngs=nnx.Rngs(0), activation="gelu", norm_first=True, causal=True)
+    assert enc.spec == TransformerSpec(num_heads=2, activation="gelu", norm_first=True, causal=True, dropout_rate=0.1)
     x = jnp.asarray(RNG.normal(size=(2, 6, 16)), jnp.float32)
     lengths = jnp.array([6, 4])
     mask = causal_mask(6) & padding_mask(lengths, 6)
-    expected = encoder_stack(enc.stack_params(), x, num_heads=2, mask=mask, activation="gelu", norm_first=True)
+    plain = TransformerSpec(num_heads=2, activation="gelu", norm_first=True)
+    expected = encoder_stack(plain, enc.pure_params(), x, mask=mask)
     chex.assert_trees_all_close(enc(x, seq_lengths=lengths), expected, atol=ATOL)
-    assert "final_norm" in enc.stack_params()
+    assert "final_norm" in enc.pure_params()
     dec = TransformerDecoder(1, 16, 2, 32, rngs=nnx.Rngs(1))
     mem = jnp.asarray(RNG.normal(size=(2, 5, 16)), jnp.float32)
-    expected = decoder_stack(dec.stack_params(), x, mem, num_heads=2, mask=causal_mask(6),
+    expected = decoder_stack(TransformerSpec(num_heads=2), dec.pure_params(), x, mem, mask=causal_mask(6),
                              memory_mask=padding_mask(jnp.array([5, 2]), 5))
-    chex.assert_trees_all_close(dec(x, mem, memory_lengths=jnp.array([5, 2])), expected, atol=ATOL)
+    chex.assert_trees_all_close(dec(x, mem, src_lengths=jnp.array([5, 2])), expected, atol=ATOL)
+    tgt = dec(x, mem, tgt_lengths=jnp.array([6, 3]))
+    chex.assert_trees_all_close(tgt[1, :3], dec(x.at[1, 3:].set(5.0), mem, tgt_lengths=jnp.array([6, 3]))[1, :3],
+                                atol=ATOL)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: GPTLanguageModel(GPT2Config(**{**GPT_TINY.__dict__, "tie_word_embeddings": False}), rngs=nnx.Rngs(0)),
+    lambda: BertForMaskedLM(BERT_TINY, rngs=nnx.Rngs(0)),
+    lambda: BertForSequenceClassification(BERT_TINY, 3, rngs=nnx.Rngs(0)),
+    lambda: tiny_seq2seq(),
+    lambda: TransformerDecoder(1, 16, 2, 32, rngs=nnx.Rngs(1), scan=True),
+], ids=["gpt", "bert-mlm", "bert-classifier", "encoder-decoder", "decoder"])
+def test_pure_params_is_the_whole_parameter_pytree(make):
+    model = make()
+    pure = model.pure_params()
+    state = jax.tree.leaves(values(nnx.state(model, nnx.Param)))
+    assert sum(leaf.size for leaf in jax.tree.leaves(pure)) == sum(leaf.size for leaf in state)
+    assert all(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(pure))
+
+
+def test_gpt_parameter_layout():
+    model = GPTLanguageModel(GPT2Config(**{**GPT_TINY.__dict__, "tie_word_embeddings": False}), rngs=nnx.Rngs(0))
+    pure = model.pure_params()
+    assert sorted(pure) == ["blocks", "lm_head", "position_embedding", "token_embedding"]
+    assert pure["token_embedding"].shape == (40, 16) and pure["position_embedding"].shape == (12, 16)
+    assert sorted(pure["blocks"]) == ["final_norm", "layers"]
+    layer = pure["blocks"]["layers"][0]
+    assert sorted(layer) == ["ffn", "norm_1", "norm_2", "self_attn"]
+    assert sorted(layer["self_attn"]) == ["b_k", "b_o", "b_q", "b_v", "w_k", "w_o", "w_q", "w_v"]
+    assert sorted(layer["ffn"]) == ["b_1", "b_2", "w_1", "w_2"]
+    # the NNX state nests the same arrays under the module attributes
+    state = nnx.state(model, nnx.Param)
+    assert sorted(state["blocks"]["stack"]) == ["final_norm", "layers"]
 
 
 def test_scan_and_loop_models_agree():
@@ -253,3 +294,12 @@ def test_model_errors():
         EncoderDecoder(5, 5, d_model=15, num_heads=3, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="activation"):
         TransformerEncoder(1, 16, 2, 32, rngs=nnx.Rngs(0), activation="tanh")
+    with pytest.raises(ValueError, match="dropout_rate"):
+        TransformerEncoder(1, 16, 2, 32, rngs=nnx.Rngs(0), dropout_rate=1.5)
+    # Regression: the module combined a bare [b, s] padding mask with its causal mask before any
+    # check, so with b == t it was read as a [t, s] mask without a word.
+    causal = TransformerEncoder(1, 16, 2, 32, rngs=nnx.Rngs(0), causal=True)
+    with pytest.raises(ValueError, match="rank 4"):
+        causal(jnp.ones((4, 4, 16)), mask=jnp.ones((4, 4), bool))
+    with pytest.raises(TypeError):  # the old spelling is gone
+        TransformerEncoder(1, 16, 2, 32, rngs=nnx.Rngs(0), dropout=0.1)

@@ -1,0 +1,255 @@
+"""GPT-2 (Radford et al. 2019) as an NNX module: :class:`GPT2Config` and :class:`GPTLanguageModel`,
+with KV-cached decoding through the same layers as training.
+
+The forward pass is one pure function of ``(spec, params, input_ids)`` with an optional cache:
+training and scoring call it without one, :meth:`GPTLanguageModel.prefill` and
+:meth:`~GPTLanguageModel.decode_step` with one, and :meth:`~GPTLanguageModel.step_fn` binds the
+model's spec and current parameter values into the decoding step
+``step_fn(cache, tokens [b]) -> (cache, logits [b, V])``.
+
+Example::
+
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from seqjax.nn.transformer import GPT2Config, GPTLanguageModel, count_params
+    >>> config = GPT2Config(vocab_size=50, n_positions=16, n_embd=32, n_layer=2, n_head=4)
+    >>> model = GPTLanguageModel(config, rngs=nnx.Rngs(0))
+    >>> model(jnp.zeros((2, 8), jnp.int32)).shape
+    (2, 8, 50)
+    >>> count_params(lambda: GPTLanguageModel(GPT2Config.small(), rngs=nnx.Rngs(0)))
+    124439808
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from seqjax import _checks
+from seqjax.nn.transformer.inputs import check_decoding_cache, check_length
+from seqjax.nn.transformer.stacks import TransformerEncoder
+from seqjax.primitives import dropout, split_key
+from seqjax.transformer import TransformerSpec, encoder_stack, init_weights
+from seqjax.transformer.cache import query_positions
+
+
+@dataclasses.dataclass(frozen=True)
+class GPT2Config:
+    """GPT-2 hyper-parameters (Radford et al. 2019), named as Hugging Face's ``GPT2Config``
+    (``resid_pdrop``, ``attn_pdrop``, ``embd_pdrop`` are its dropout rates).
+
+    ``activation`` defaults to GPT-2's tanh-approximated GELU (HF ``gelu_new``); ``"gelu"`` is the
+    exact form. ``n_inner`` defaults to ``4 * n_embd``. ``scan_layers`` stores the layers stacked
+    and scans over them.
+    """
+
+    vocab_size: int = 50257
+    n_positions: int = 1024
+    n_embd: int = 768
+    n_layer: int = 12
+    n_head: int = 12
+    n_inner: int | None = None
+    activation: str = "gelu_tanh"
+    resid_pdrop: float = 0.1
+    embd_pdrop: float = 0.1
+    attn_pdrop: float = 0.1
+    layer_norm_epsilon: float = 1e-5
+    initializer_range: float = 0.02
+    tie_word_embeddings: bool = True
+    scan_layers: bool = False
+
+    @classmethod
+    def small(cls, **overrides: Any) -> "GPT2Config":
+        """GPT-2 small: L12, d768, A12, 1024 positions (124,439,808 parameters, tied)."""
+        return cls(**overrides)
+
+    @classmethod
+    def medium(cls, **overrides: Any) -> "GPT2Config":
+        """GPT-2 medium: L24, d1024, A16."""
+        return cls(**({"n_embd": 1024, "n_layer": 24, "n_head": 16} | overrides))
+
+    @classmethod
+    def large(cls, **overrides: Any) -> "GPT2Config":
+        """GPT-2 large: L36, d1280, A20."""
+        return cls(**({"n_embd": 1280, "n_layer": 36, "n_head": 20} | overrides))
+
+    @classmethod
+    def xl(cls, **overrides: Any) -> "GPT2Config":
+        """GPT-2 XL: L48, d1600, A25."""
+        return cls(**({"n_embd": 1600, "n_layer": 48, "n_head": 25} | overrides))
+
+
+def gpt_forward(
+    spec: TransformerSpec,
+    params: dict,
+    input_ids: jax.Array,
+    *,
+    seq_lengths: jax.Array | None = None,
+    cache: dict | None = None,
+    embedding_dropout_rate: float = 0.0,
+    dropout_key: jax.Array | None = None,
+):
+    """The GPT forward pass on ``input_ids`` ``[b, t]``: next-token logits ``[b, t, V]``; with a
+    ``cache``, the ``t`` new positions start at ``cache["index"]`` and the result is
+    ``(cache, logits)``.
+
+    Args:
+      spec: the blocks' spec (``GPTLanguageModel.spec``).
+      params: ``GPTLanguageModel.pure_params()``: ``token_embedding [V, d]``,
+        ``position_embedding [P, d]``, ``blocks`` (a stack), optional ``lm_head [d, V]``.
+      input_ids: ``[b, t]`` ids in ``[0, V)``.
+      seq_lengths: ``[b]`` right padding (with a cache: how far the index advances).
+      cache: None, or a KV cache of capacity ``<= P`` (``GPTLanguageModel.init_cache``).
+      embedding_dropout_rate, dropout_key: dropout (GPT-2's ``embd_pdrop`` on the embeddings,
+        the spec's rates inside the blocks), active only with a key.
+    """
+    token, position = params["token_embedding"], params["position_embedding"]
+    input_ids = _checks.token_ids("input_ids", input_ids, token.shape[0])
+    t = input_ids.shape[1]
+    if cache is None:
+        check_length(t, position.shape[0], "n_positions")
+        x = token[input_ids] + position[:t]
+    else:
+        check_decoding_cache(cache, position.shape[0], "n_positions")
+        x = token[input_ids] + jnp.take(position, query_positions(cache, t), axis=0)
+    k_emb, k_blocks = split_key(dropout_key, 2)
+    x = dropout(x, embedding_dropout_rate, k_emb)
+    out = encoder_stack(spec, params["blocks"], x, seq_lengths=seq_lengths, cache=cache, dropout_key=k_blocks)
+    cache, h = (None, out) if cache is None else out
+    w = params["lm_head"] if "lm_head" in params else token.T
+    logits = h @ w.astype(h.dtype)
+    return logits if cache is None else (cache, logits)
+
+
+def gpt_step(spec: TransformerSpec, params: dict, cache: dict, tokens: jax.Array) -> tuple[dict, jax.Array]:
+    """One decoding step: ``tokens`` ``[b]`` (the latest token of each sequence) ->
+    ``(cache, next-token logits [b, V])``, the contract of :mod:`seqjax.decoding`."""
+    tokens = _checks.token_ids("tokens", tokens, params["token_embedding"].shape[0], ndim=1, layout="[batch]")
+    check_decoding_cache(cache, params["position_embedding"].shape[0], "n_positions")
+    cache, logits = gpt_forward(spec, params, tokens[:, None], cache=cache)
+    return cache, logits[:, 0]
+
+
+class GPTLanguageModel(nnx.Module):
+    """GPT-style decoder-only language model (GPT-2)::
+
+        h_0    = Dropout(E_tok[ids] + E_pos[0..t-1])
+        h_L    = causal pre-LN stack (x + Attn(LN(x)), x + FFN(LN(x))) then a final LN
+        logits = h_L E_tok^T            (output projection tied to the token embedding)
+
+    Init as GPT-2: N(0, 0.02^2) embeddings and matrices, the residual output projections (``w_o``,
+    ``w_2``) scaled by ``1 / sqrt(2 n_layer)``, zero biases. Dropout: embeddings, attention
+    weights, residual branches. With ``tie_word_embeddings=False`` an ``lm_head`` ``[d, V]`` is
+    added.
+
+    Parameters (``nnx.Param``): ``token_embedding [V, d]``, ``position_embedding [P, d]``,
+    ``blocks`` (a :class:`~seqjax.nn.transformer.TransformerEncoder` with ``causal=True``,
+    ``norm_first=True``, ``final_norm``; its ``stack`` holds ``{"layers", "final_norm"}``),
+    optional ``lm_head``. :meth:`pure_params` gives them as
+    ``{"token_embedding", "position_embedding", "blocks": {"layers", "final_norm"}, "lm_head"}``.
+
+    Decoding: ``cache = model.init_cache(b, max_len)``, ``cache, logits = model.prefill(cache,
+    prompt)``, ``cache, logits = model.decode_step(cache, tokens)``; all run with ``model.spec``.
+    """
+
+    def __init__(self, config: GPT2Config, *, rngs: nnx.Rngs):
+        c = config
+        _checks.positive_int("vocab_size", c.vocab_size)
+        _checks.positive_int("n_positions", c.n_positions)
+        _checks.positive_int("n_layer", c.n_layer)
+        _checks.probability("embd_pdrop", c.embd_pdrop)
+        self.config = config
+        shapes = [(c.vocab_size, c.n_embd), (c.n_positions, c.n_embd)]
+        if not c.tie_word_embeddings:
+            shapes.append((c.n_embd, c.vocab_size))
+        token, position, *head = init_weights(rngs.params(), shapes, c.initializer_range)
+        self.token_embedding = nnx.Param(token)
+        self.position_embedding = nnx.Param(position)
+        self.blocks = TransformerEncoder(
+            c.n_layer, c.n_embd, c.n_head, c.n_inner or 4 * c.n_embd, rngs=rngs,
+            activation=c.activation, norm_first=True, final_norm=True, causal=True,
+            dropout_rate=c.resid_pdrop, attention_dropout_rate=c.attn_pdrop, activation_dropout_rate=0.0,
+            eps=c.layer_norm_epsilon, scan=c.scan_layers, weight_init=c.initializer_range,
+            output_init_scale=1.0 / math.sqrt(2 * c.n_layer),
+        )
+        self.lm_head = nnx.Param(head[0]) if head else None
+
+    @property
+    def spec(self) -> TransformerSpec:
+        """The blocks' :class:`~seqjax.transformer.TransformerSpec`, used by every call."""
+        return self.blocks.spec
+
+    def pure_params(self) -> dict:
+        """The whole model as the plain pytree :func:`gpt_forward` takes (class docstring)."""
+        params = {"token_embedding": self.token_embedding[...], "position_embedding": self.position_embedding[...],
+                  "blocks": self.blocks.pure_params()}
+        if self.lm_head is not None:
+            params["lm_head"] = self.lm_head[...]
+        return params
+
+    def __call__(
+        self, input_ids: jax.Array, *, seq_lengths: jax.Array | None = None,
+        dropout_key: jax.Array | None = None,
+    ) -> jax.Array:
+        """``input_ids`` ``[b, t]`` -> next-token logits ``[b, t, V]`` (position ``i`` sees tokens
+        ``0..i``). ``seq_lengths`` masks right padding (only the padded positions' own outputs
+        change: with the causal mask a valid query never reads a later, padded key)."""
+        return gpt_forward(self.spec, self.pure_params(), input_ids, seq_lengths=seq_lengths,
+                           embedding_dropout_rate=self.config.embd_pdrop, dropout_key=dropout_key)
+
+    # --- incremental decoding (KV cache) ---
+
+    def init_cache(self, batch: int, max_len: int | None = None, *, dtype: Any = None) -> dict:
+        """An empty KV cache for ``batch`` sequences of up to ``max_len`` positions (default and
+        at most ``n_positions``): ``{"k", "v": [b, n_layer, max_len, n_head, d_head], "index": [b]}``,
+        the layout of :mod:`seqjax.transformer.cache`. ``dtype``: storage dtype (default the
+        model's computation dtype, or float32)."""
+        n_positions = self.config.n_positions
+        max_len = n_positions if max_len is None else max_len
+        _checks.positive_int("max_len", max_len)
+        if max_len > n_positions:
+            raise ValueError(
+                f"max_len = {max_len} exceeds the model's n_positions = {n_positions}: positions past "
+                f"{n_positions} have no position embedding."
+            )
+        return self.blocks.init_cache(batch, max_len, dtype=dtype)
+
+    def prefill(
+        self, cache: dict, input_ids: jax.Array, *, seq_lengths: jax.Array | None = None,
+    ) -> tuple[dict, jax.Array]:
+        """Run ``input_ids`` ``[b, t]`` (a prompt, at positions ``cache["index"]`` on) through the
+        model with the cache: ``(cache, logits [b, t, V])``, equal to the full forward pass on
+        the whole prefix. ``seq_lengths`` ``[b]``: right-padded prompts (the index advances by
+        them, and the next step overwrites the padding). No dropout (inference)."""
+        return gpt_forward(self.spec, self.pure_params(), input_ids, seq_lengths=seq_lengths, cache=cache)
+
+    def decode_step(self, cache: dict, tokens: jax.Array) -> tuple[dict, jax.Array]:
+        """One decoding step: ``tokens`` ``[b]`` (the latest token of each sequence) ->
+        ``(cache, next-token logits [b, V])``."""
+        return gpt_step(self.spec, self.pure_params(), cache, tokens)
+
+    def step_fn(self) -> Callable:
+        """A pure ``step_fn(cache, tokens) -> (cache, logits)`` with ``self.spec`` and the current
+        parameter values bound (a ``functools.partial`` of :func:`gpt_step`: :mod:`seqjax.decoding`
+        traces the arrays as arguments, so new parameter values never recompile).
+
+        Example::
+
+            >>> import jax.numpy as jnp
+            >>> from flax import nnx
+            >>> from seqjax.nn.transformer import GPT2Config, GPTLanguageModel
+            >>> model = GPTLanguageModel(GPT2Config(vocab_size=20, n_positions=16, n_embd=8,
+            ...                          n_layer=1, n_head=2), rngs=nnx.Rngs(0))
+            >>> cache, logits = model.prefill(model.init_cache(2, 16), jnp.ones((2, 3), jnp.int32))
+            >>> step = model.step_fn()
+            >>> cache, logits = step(cache, jnp.argmax(logits[:, -1], -1))
+            >>> logits.shape, cache["index"].tolist()
+            ((2, 20), [4, 4])
+        """
+        return functools.partial(gpt_step, self.spec, self.pure_params())

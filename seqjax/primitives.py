@@ -1,9 +1,11 @@
-"""The small pieces every model is built from, written once: a dense projection, inverted
-dropout, layer normalisation and key splitting.
+"""The small pieces every model is built from, written once: weight initialisation, a dense
+projection, inverted dropout, layer normalisation and key splitting.
 
 Cells, attention, transformer layers and the recurrent encoder-decoders all call these; none
 keeps a private copy. Conventions (row vectors, float32 statistics)::
 
+    init_weights(key, [(fan_in, fan_out), ...])   Xavier uniform U(+-sqrt(6 / (fan_in + fan_out)))
+                                                  (or N(0, std^2), or any jax initializer)
     dense(x, w, b)        = x W + b                          x [..., d_in], W [d_in, d_out]
     dropout(x, p, key)    = x * m / (1 - p),  m ~ Bernoulli(1 - p)   (identity without a key)
     layer_norm(params, x) = scale * (x - mean) / sqrt(var + eps) + bias   over the last axis
@@ -25,7 +27,9 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import math
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +38,55 @@ import numpy as np
 from seqjax import _checks
 
 Params = dict[str, Any]
+WeightInit = Callable[..., jax.Array]  # init(key, shape, dtype), as jax.nn.initializers
+
+
+def init_weights(
+    key: jax.Array,
+    shapes: Sequence[tuple[int, int]],
+    weight_init: WeightInit | float | None = None,
+    *,
+    scales: Sequence[float] | None = None,
+) -> list[jax.Array]:
+    """Float32 matrices of the given ``[fan_in, fan_out]`` shapes, each multiplied by its
+    ``scales`` entry (default 1).
+
+    ``weight_init``: None = Xavier (Glorot) uniform ``U(+-sqrt(6 / (fan_in + fan_out)))``; a float
+    ``std`` = ``N(0, std^2)`` (BERT, GPT-2: 0.02); or a callable ``init(key, shape, dtype)`` (one
+    call per matrix). The first two draw every matrix from one random kernel, cut into pieces: on
+    CPU, compiling the random kernel dominates small inits.
+    """
+    shapes = tuple((int(a), int(b)) for a, b in shapes)
+    scales = (1.0,) * len(shapes) if scales is None else tuple(float(c) for c in scales)
+    if len(scales) != len(shapes):
+        raise ValueError(f"scales must have one entry per shape ({len(shapes)}); got {len(scales)}.")
+    if callable(weight_init):
+        keys = jax.random.split(key, len(shapes))
+        return [jnp.asarray(weight_init(k, shape, jnp.float32), jnp.float32) * c
+                for k, shape, c in zip(keys, shapes, scales)]
+    if weight_init is None:
+        return list(_draw(key, shapes, scales, None))
+    if isinstance(weight_init, (int, float, np.floating)) and not isinstance(weight_init, bool) and weight_init >= 0:
+        return list(_draw(key, shapes, scales, float(weight_init)))
+    raise ValueError(
+        "weight_init must be None (Xavier uniform), a non-negative float (normal std) or a callable "
+        f"init(key, shape, dtype); got {weight_init!r}."
+    )
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _draw(key, shapes, scales, std):
+    sizes = [a * b for a, b in shapes]
+    if std is None:
+        flat = jax.random.uniform(key, (sum(sizes),), jnp.float32, -1.0, 1.0)
+    else:
+        flat = jax.random.normal(key, (sum(sizes),), jnp.float32)
+    out, start = [], 0
+    for (fan_in, fan_out), size, scale in zip(shapes, sizes, scales):
+        bound = math.sqrt(6.0 / (fan_in + fan_out)) if std is None else std
+        out.append((bound * scale) * flat[start : start + size].reshape(fan_in, fan_out))
+        start += size
+    return tuple(out)
 
 
 def dense(x: jax.Array, w: jax.Array, b: jax.Array | None = None) -> jax.Array:

@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax import _checks
-from seqjax.attention._init import xavier_uniform
+from seqjax.primitives import init_weights
 from seqjax.attention.dot_product import dot_product_attention
 from seqjax.primitives import dense
 
@@ -103,7 +103,7 @@ def multi_head_init(
         ("v", (kv_features, num_kv_heads * value_head_dim)),
         ("o", (num_heads * value_head_dim, out_features)),
     )
-    weights = xavier_uniform(key, [shape for _, shape in shapes])
+    weights = init_weights(key, [shape for _, shape in shapes])
     params = {f"w_{n}": w for (n, _), w in zip(shapes, weights)}
     if use_bias:
         params |= {f"b_{n}": jnp.zeros((shape[1],), jnp.float32) for n, shape in shapes}

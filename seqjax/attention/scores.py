@@ -49,7 +49,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax import _checks
-from seqjax.attention._init import xavier_uniform
+from seqjax.primitives import init_weights
 from seqjax.attention.masks import masked_softmax
 
 Params = dict[str, jax.Array]
@@ -120,7 +120,7 @@ def general_init(key: jax.Array, query_features: int, key_features: int) -> Para
     """``w`` ``[d_q, d_k]``, Xavier (Glorot) uniform."""
     _checks.positive_int("query_features", query_features)
     _checks.positive_int("key_features", key_features)
-    return {"w": xavier_uniform(key, [(query_features, key_features)])[0]}
+    return {"w": init_weights(key, [(query_features, key_features)])[0]}
 
 
 def general_prepare(params: Params, keys: jax.Array) -> jax.Array:
@@ -153,7 +153,7 @@ def additive_init(
     _checks.positive_int("key_features", key_features)
     a = key_features if attention_features is None else attention_features
     _checks.positive_int("attention_features", a)
-    w_query, w_key, v = xavier_uniform(key, [(query_features, a), (key_features, a), (a, 1)])
+    w_query, w_key, v = init_weights(key, [(query_features, a), (key_features, a), (a, 1)])
     params = {"w_query": w_query, "w_key": w_key, "v": v[:, 0]}
     if bias:
         params["b"] = jnp.zeros((a,), jnp.float32)

@@ -92,7 +92,7 @@ import jax
 import jax.numpy as jnp
 
 from seqjax import _checks
-from seqjax.attention._init import xavier_uniform
+from seqjax.primitives import init_weights
 from seqjax.primitives import dense, dropout, split_key
 from seqjax.attention.masks import sequence_mask
 from seqjax.attention.scores import Score, additive, attend, dot, general, scaled_dot
@@ -274,7 +274,7 @@ def _init(key: jax.Array, spec: Seq2SeqSpec) -> Params:
         shapes.append((m + d, d))
     names.append("output")
     shapes.append((spec.readout_features, spec.tgt_vocab_size))
-    mats = dict(zip(names, xavier_uniform(k_dense, shapes)))
+    mats = dict(zip(names, init_weights(k_dense, shapes)))
     # Both directions in one vmapped init: half the random kernels to compile.
     encoder = jax.vmap(lambda k: cell.init(k, e, h))(jax.random.split(k_enc))
 

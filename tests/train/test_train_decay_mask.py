@@ -10,8 +10,7 @@ import pytest
 from flax import nnx
 
 from seqjax import cells
-from seqjax.nn import (BertConfig, BertForMaskedLM, GPT2Config, GPTLanguageModel, LuongSeq2Seq,
-                       count_params)
+from seqjax.nn import (BertConfig, BertForMaskedLM, GPT2Config, GPTLanguageModel, LuongSeq2Seq)
 from seqjax.recurrence import stacked_init
 from seqjax.train.optim import decay_mask, param_paths, param_role
 

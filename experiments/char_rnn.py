@@ -84,19 +84,14 @@ from seqjax.cells import Cell, elman, gru, lstm
 from seqjax.data import CharTokenizer, StreamBatches, stream_batches
 from seqjax.data.corpora import CORPORA, gensim_available, load_text, split_held_out
 from seqjax.recurrence import rnn
+from seqjax.experiment import RunDir, environment, option, parse, progress, run_experiment
 from seqjax.train import (
-    RunDir,
     bits_per_character,
     cross_entropy,
-    environment,
     make_clipping,
     make_eval_step,
     make_train_step,
-    option,
-    parse,
-    progress,
     warmup_cosine_decay,
-    run_experiment,
 )
 
 NAME = "char_rnn"

@@ -86,7 +86,7 @@ from matplotlib.figure import Figure
 from seqjax.cells import Cell, LSTMState, elman, gru, lstm
 from seqjax.data import adding_baseline_mse, adding_problem
 from seqjax.recurrence import rnn
-from seqjax.train import RunDir, environment, option, parse, progress, run_experiment
+from seqjax.experiment import RunDir, environment, option, parse, progress, run_experiment
 
 NAME = "gradient_flow"
 MODELS = ("elman", "lstm", "gru")

@@ -120,20 +120,14 @@ from seqjax.cells import elman, gru, lstm, min_gru
 from seqjax.data import COPY_VOCAB, adding_baseline_mse, adding_problem, copy_baseline, copy_memory
 from seqjax.data.synthetic import COPY_SYMBOLS
 from seqjax.recurrence import rnn
+from seqjax.experiment import RunDir, build_parser, environment, option, parse, progress, run_experiment
 from seqjax.train import (
-    RunDir,
-    build_parser,
     clip_by_global_norm,
     cross_entropy,
-    environment,
     make_eval_step,
     make_train_step,
     mse,
-    option,
-    parse,
-    progress,
     warmup_cosine_decay,
-    run_experiment,
 )
 from seqjax.transformer import encoder_stack, encoder_stack_init
 
@@ -692,7 +686,7 @@ def plot_curves(curves: dict, config: Config) -> Figure:
 
 
 def resolve(argv: Sequence[str] | None = None):
-    """Parse ``argv`` like :func:`seqjax.train.parse`, then apply the chosen preset's overrides
+    """Parse ``argv`` like :func:`seqjax.experiment.parse`, then apply the chosen preset's overrides
     under the explicit flags and ``--quick``: flags > ``--quick`` > preset > defaults."""
     prog = f"python -m experiments.{NAME}"
     args = parse(Config, argv, prog=prog, description=__doc__.split("\n")[0])

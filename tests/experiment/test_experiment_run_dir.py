@@ -1,4 +1,4 @@
-"""seqjax.train.run_dir: the files a run leaves, and that they are valid JSON."""
+"""seqjax.experiment.run_dir: the files a run leaves, and that they are valid JSON."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from seqjax.train.run_dir import RunDir, environment, to_json
+from seqjax.experiment.environment import environment
+from seqjax.experiment.run_dir import RunDir, to_json
 
 
 @dataclasses.dataclass(frozen=True)

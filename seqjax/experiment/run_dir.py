@@ -17,7 +17,7 @@ otherwise emit bare ``NaN``, which is not JSON and which other readers reject.
 Example::
 
     >>> import tempfile
-    >>> from seqjax.train.run_dir import RunDir
+    >>> from seqjax.experiment.run_dir import RunDir
     >>> run = RunDir.create("demo", out=tempfile.mkdtemp())
     >>> run.log(step=0, loss=1.5)
     >>> path = run.write_summary({"final_loss": 0.1})
@@ -143,33 +143,3 @@ def _write_json_atomic(path: Path, data: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def environment() -> dict[str, Any]:
-    """What the run ran on (library versions, backend, devices), for the summary."""
-    import platform
-
-    import jax
-
-    devices = jax.devices()
-    return {
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "devices": [d.device_kind for d in devices],
-        "cpu_count": os.cpu_count(),
-    }
-
-
-def run_experiment(name: str, args: Any, run: Any, report: Any) -> dict[str, Any]:
-    """The body of every experiment's ``main``: create the run directory, write ``config.json``,
-    call ``run(config, run_dir)``, write ``metrics.json``, print ``report(summary)`` and where the
-    results are; returns the summary with ``run_dir``. ``args`` is what
-    :func:`seqjax.train.parse` returned."""
-    run_dir = RunDir.create(name, out=args.out)
-    run_dir.write_config(args.config)
-    summary = run(args.config, run_dir) | {"quick": args.quick}
-    run_dir.write_summary(summary)
-    print(report(summary))
-    print(f"runtime {summary['runtime_s']} s; results in {run_dir.path}")
-    return summary | {"run_dir": str(run_dir.path)}

@@ -19,12 +19,12 @@ Conventions a config class follows:
   error naming the flag's value, instead of a traceback.
 
 Two flags are added to the fields: ``--quick`` and ``--out`` (the run directory; default
-``runs/<name>/<UTC timestamp>/``, see :mod:`seqjax.train.run_dir`).
+``runs/<name>/<UTC timestamp>/``, see :mod:`seqjax.experiment.run_dir`).
 
 Example::
 
     >>> import dataclasses, typing
-    >>> from seqjax.train.cli import option, parse
+    >>> from seqjax.experiment.cli import option, parse
     >>> @dataclasses.dataclass(frozen=True)
     ... class Config:
     ...     QUICK: typing.ClassVar[dict] = {"steps": 10}

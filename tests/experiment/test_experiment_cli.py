@@ -1,4 +1,4 @@
-"""seqjax.train.cli: every config field becomes a typed flag; --quick; clear errors."""
+"""seqjax.experiment.cli: every config field becomes a typed flag; --quick; clear errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import ClassVar, Literal, Optional
 
 import pytest
 
-from seqjax.train.cli import build_parser, option, parse
+from seqjax.experiment.cli import build_parser, option, parse
 
 
 @dataclasses.dataclass(frozen=True)

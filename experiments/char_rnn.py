@@ -1,13 +1,15 @@
-"""Character-level RNN language models: seed 003's "hello world!" CharRNN, then a real corpus.
+"""Character-level RNN language models: a notebook's "hello world!" CharRNN, then a real corpus.
 
 What it measures
-    Part 1 (``hello``), seed 003 §8 (D003-8): the text ``"hello world! " * 20`` (260 characters,
+    Part 1 (``hello``) reproduces the section "Training a character-level RNN" of the notebook
+    *Introduction to Sequence Modeling - Interactive Notebook* (PyTorch; "the notebook" below):
+    the text ``"hello world! " * 20`` (260 characters,
     9 distinct), an embedding -> Elman RNN (tanh) -> linear model with ``hidden = 32``, Adam 0.01,
     100 epochs of stateful truncated BPTT over windows of 10 characters (25 windows per epoch, the
     state carried from window to window and reset each epoch). Reported: the epoch loss (the
-    seed's *sum* of the 25 window-mean losses; ~25 ln 9 = 54.9 for a uniform guess), and whether
-    greedy decoding from ``"h"`` regenerates the text (``"hello world! hello world!"``); samples
-    from ``"h"``, ``"w"`` and ``" "`` of 50 characters as in the seed.
+    notebook's *sum* of the 25 window-mean losses; ~25 ln 9 = 54.9 for a uniform guess), and
+    whether greedy decoding from ``"h"`` regenerates the text (``"hello world! hello world!"``);
+    samples from ``"h"``, ``"w"`` and ``" "`` of 50 characters as in the notebook.
 
     Part 2 (``lm``): the same code (embedding -> cell -> linear, the same stateful loop and
     sampler) as an LSTM (or GRU / Elman) language model on real English text: by default the Lee
@@ -22,7 +24,8 @@ What it measures
     training text, the training loss, and samples at temperatures 0.5, 1.0, 1.5 (and greedy).
 
 How
-    Training is stateful truncated BPTT (seeds 001 §2.10, 003 §8): the token stream is split into
+    Training is stateful truncated BPTT (as in the notebook, and in the "stateful training" part
+    of the course notes *S-3: RNNs and Transformers*): the token stream is split into
     ``batch_size`` contiguous streams (:func:`seqjax.data.stream_batches`) and cut into windows of
     ``bptt`` characters; the carry at the end of window ``i`` is the initial carry of window
     ``i + 1``, passed through :func:`jax.lax.stop_gradient`, so the forward pass sees each stream
@@ -33,13 +36,14 @@ How
     :func:`jax.lax.scan` that carries the RNN state: feed the prompt, then draw each next character
     from ``softmax(logits / T)`` (greedy = argmax when ``T = 0``) and feed it back.
 
-Fixed from the seed
-    Seed 003 builds its vocabulary with ``list(set(text))``, whose order depends on
-    ``PYTHONHASHSEED`` (seed-notes 003 [ERR] 5): here it is sorted. The seed samples only at
-    temperature 1; here greedy decoding is what the test checks.
+Fixed from the notebook
+    The notebook builds its vocabulary with ``list(set(text))``, whose order depends on
+    ``PYTHONHASHSEED``, so the character ids (and the samples) change from one Python process to
+    the next: here it is sorted. The notebook samples only at temperature 1; here greedy decoding
+    is what the test checks.
 
 Result (default run, 2 shared CPU cores, float32; numbers in ``metrics.json``)
-    Part 1 reproduces the seed's measured curve: the summed epoch loss goes 16.43 (epoch 0) ->
+    Part 1 reproduces the curve the notebook's code gives: the summed epoch loss goes 16.43 (epoch 0) ->
     0.0125 (20) -> 0.0042 (40) -> 0.0021 (60) -> 0.0013 (80) -> 0.0008 (99), and greedy decoding
     from ``"h"``, ``"w"`` and ``" "`` gives the periodic text (``"hello world! hello world! hello
     world! hello world"``); so do the temperature-1 samples. Part 2 (LSTM, 256 units, 355k
@@ -56,14 +60,23 @@ Run::
 
     python -m experiments.char_rnn            # default: both parts (minutes on CPU)
     python -m experiments.char_rnn --quick    # seconds; used by the tests
+    python -m experiments.char_rnn --resume RUN_DIR   # continue a stopped or killed run
     python -m experiments.char_rnn --help     # every config field is a flag
 
-Outputs (``runs/char_rnn/<UTC timestamp>/`` or ``--out``): ``config.json``, ``metrics.jsonl``
-(per step: part 1 epoch losses; part 2 training loss and evaluations), ``metrics.json`` (the
-summary: losses, regeneration, held-out bpc, samples), ``samples.txt`` (every sample),
-``hello_loss.png`` (part 1 loss per epoch), ``bpc.png`` (part 2 train/held-out bpc against
-step), ``curves.npz`` (part 2's per-step training loss and evaluations) and ``tokenizer.json``
-(part 2's character vocabulary).
+Resuming: every ``checkpoint_every`` optimiser steps (part 1's 25 per epoch counted first, saved at
+the end of an epoch; part 2's one per window) the run saves the parameters and Adam state, the
+recurrent carry between windows, the position in the text (epoch, window), the losses and
+evaluations so far and part 1's results into ``RUN_DIR/checkpoints/``; ``--resume RUN_DIR``
+continues from the latest one with the saved config and reaches the same ``metrics.json`` as a run
+never stopped: part 2's epoch offsets are functions of the config seed and the epoch, the
+sampling keys of the config seed (wall-clock numbers are under ``timings``).
+
+Outputs (``runs/char_rnn/<UTC timestamp>/`` or ``--out``): ``config.json``, ``run.json``,
+``metrics.jsonl`` (per step: part 1 epoch losses; part 2 training loss and evaluations),
+``metrics.json`` (the summary: losses, regeneration, held-out bpc, samples), ``samples.txt``
+(every sample), ``hello_loss.png`` (part 1 loss per epoch), ``bpc.png`` (part 2 train/held-out
+bpc against step), ``curves.npz`` (part 2's per-step training loss and evaluations),
+``tokenizer.json`` (part 2's character vocabulary) and ``checkpoints/``.
 """
 
 from __future__ import annotations
@@ -84,19 +97,14 @@ from seqjax.cells import Cell, elman, gru, lstm
 from seqjax.data import CharTokenizer, StreamBatches, stream_batches
 from seqjax.data.corpora import CORPORA, gensim_available, load_text, split_held_out
 from seqjax.recurrence import rnn
+from seqjax.experiment import RunCheckpoints, RunDir, environment, option, parse, progress, run_experiment
 from seqjax.train import (
-    RunDir,
     bits_per_character,
     cross_entropy,
-    environment,
     make_clipping,
     make_eval_step,
     make_train_step,
-    option,
-    parse,
-    progress,
     warmup_cosine_decay,
-    run_experiment,
 )
 
 NAME = "char_rnn"
@@ -107,7 +115,7 @@ UNK = "[UNK]"
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Character-level RNN LMs: seed 003's "hello world!" CharRNN, then an LSTM on a real corpus."""
+    """Character-level RNN LMs: a notebook's "hello world!" CharRNN, then an LSTM on a real corpus."""
 
     # --quick: part 1 shortened to what still regenerates the text; part 2 a small model on a
     # 30k-character slice of the corpus for a few steps (seconds, for the tests).
@@ -126,15 +134,15 @@ class Config:
         "sample_length": 60,
     }
 
-    parts: tuple[str, ...] = option(PARTS, "which parts to run: hello (seed 003 CharRNN), lm (real corpus)")
-    # Part 1: seed 003 §8.
+    parts: tuple[str, ...] = option(PARTS, "which parts to run: hello (the notebook's CharRNN), lm (real corpus)")
+    # Part 1: the notebook's "Training a character-level RNN" ("notebook: ": its value).
     hello_text: str = option("hello world! ", "part 1: the repeated text")
-    hello_repeats: int = option(20, "part 1: how many times the text is repeated (seed: 20)")
-    hello_hidden: int = option(32, "part 1: embedding and hidden size (seed: 32)")
-    hello_epochs: int = option(100, "part 1: epochs; the state is reset at the start of each (seed: 100)")
-    hello_window: int = option(10, "part 1: truncated-BPTT window in characters (seed: 10)")
-    hello_learning_rate: float = option(0.01, "part 1: Adam learning rate (seed: 0.01)")
-    hello_sample_length: int = option(50, "part 1: sample length including the start character (seed: 50)")
+    hello_repeats: int = option(20, "part 1: how many times the text is repeated (notebook: 20)")
+    hello_hidden: int = option(32, "part 1: embedding and hidden size (notebook: 32)")
+    hello_epochs: int = option(100, "part 1: epochs; the state is reset at the start of each (notebook: 100)")
+    hello_window: int = option(10, "part 1: truncated-BPTT window in characters (notebook: 10)")
+    hello_learning_rate: float = option(0.01, "part 1: Adam learning rate (notebook: 0.01)")
+    hello_sample_length: int = option(50, "part 1: sample length including the start character (notebook: 50)")
     hello_starts: tuple[str, ...] = option(("h", "w", " "), "part 1: start characters to sample from")
     # Part 2: a real corpus.
     corpus: str = option("auto", "part 2 corpus: auto (lee_background if gensim is installed, else "
@@ -160,6 +168,10 @@ class Config:
     sample_length: int = option(300, "part 2: characters generated per sample")
     temperatures: tuple[float, ...] = option((0.5, 1.0, 1.5), "part 2: sampling temperatures (0: greedy)")
     seed: int = option(0, "base random seed")
+    checkpoint_every: int = option(
+        250, "save a checkpoint (for --resume) every this many optimiser steps, part 1's counted "
+        "first (in part 1 at the next epoch boundary)"
+    )
 
     def __post_init__(self):
         if not self.parts or any(p not in PARTS for p in self.parts) or len(set(self.parts)) != len(self.parts):
@@ -170,7 +182,7 @@ class Config:
             raise ValueError("hello_text must not be empty.")
         for name in ("hello_repeats", "hello_hidden", "hello_epochs", "hello_window", "hello_sample_length",
                      "embed", "hidden", "batch_size", "bptt", "train_steps", "eval_every", "eval_batch",
-                     "eval_window", "sample_length"):
+                     "eval_window", "sample_length", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}.")
         if len(self.hello_text) * self.hello_repeats < self.hello_window + 1:
@@ -196,7 +208,7 @@ class Config:
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
 def init_params(key: jax.Array, cell: Cell, vocab_size: int, embed: int, hidden: int) -> dict:
-    """PyTorch's defaults, as the seed's CharRNN: embedding N(0, 1), cell and readout
+    """PyTorch's defaults, as the notebook's CharRNN: embedding N(0, 1), cell and readout
     U(+-1/sqrt(hidden)) (the cell's own init). Jitted: one compilation instead of one per
     random draw."""
     k_embed, k_cell, k_w, k_b = jax.random.split(key, 4)
@@ -326,35 +338,59 @@ def evaluate_bpc(eval_step, cell: Cell, params: dict, windows: StreamBatches) ->
     return float(bits_per_character(total / windows.num_tokens))
 
 
-# --- part 1: seed 003's CharRNN on "hello world! " ------------------------------------------
+# --- part 1: the notebook's CharRNN on "hello world! " --------------------------------------
 
 
-def run_hello(config: Config, run_dir: RunDir) -> dict[str, Any]:
-    """Train the seed's CharRNN on the repeated text; greedy regeneration and samples."""
+def hello_data(config: Config) -> tuple[str, CharTokenizer, StreamBatches]:
+    """The repeated text, its (sorted) character tokenizer and its windows: one stream, windows
+    of ``hello_window`` inputs with next-character targets, the notebook's
+    ``for i in range(0, len(text) - window, window)`` (25 windows of 260 characters)."""
     text = config.hello_text * config.hello_repeats
-    tokenizer = CharTokenizer.fit(text)  # sorted: deterministic ids (the seed's list(set) is not)
-    ids = tokenizer.encode(text)
-    # One stream; windows of 10 inputs with next-character targets: the seed's
-    # `for i in range(0, len(text) - window, window)` (25 windows of 260 characters).
-    windows = stream_batches(ids, batch=1, window=config.hello_window)
+    tokenizer = CharTokenizer.fit(text)  # sorted: deterministic ids (the notebook's list(set) is not)
+    return text, tokenizer, stream_batches(tokenizer.encode(text), batch=1, window=config.hello_window)
+
+
+def hello_steps(config: Config) -> int:
+    """Optimiser steps of part 1 (windows per epoch times epochs; 0 if it is not run)."""
+    return len(hello_data(config)[2]) * config.hello_epochs if "hello" in config.parts else 0
+
+
+def run_hello(config: Config, run_dir: RunDir, ckpt: RunCheckpoints, sweep: dict) -> dict[str, Any]:
+    """Train the notebook's CharRNN on the repeated text (from ``sweep["hello"]``, the
+    checkpoint's progress, if it is there); greedy regeneration and samples. The summary is kept
+    in ``sweep["hello_result"]``: a checkpoint taken in part 2 has no part-1 parameters."""
+    if sweep["hello_result"] is not None:
+        return sweep["hello_result"]
+    text, tokenizer, windows = hello_data(config)
     cell = elman("tanh")
     key = jax.random.fold_in(jax.random.key(config.seed), 1)
-    params = init_params(key, cell, len(tokenizer), config.hello_hidden, config.hello_hidden)
-    optimizer = optax.adam(config.hello_learning_rate)  # the seed's optimiser, no clipping
-    opt_state = optimizer.init(params)
+    fresh = init_params(key, cell, len(tokenizer), config.hello_hidden, config.hello_hidden)
+    optimizer = optax.adam(config.hello_learning_rate)  # the notebook's optimiser, no clipping
     train = make_stateful_trainer(cell, optimizer)
     xs = jnp.asarray(np.stack([x for x, _ in windows]))  # [25, 1, 10]: one epoch per call
     ys = jnp.asarray(np.stack([y for _, y in windows]))
 
-    epoch_losses = []
-    for epoch in progress(range(config.hello_epochs), desc="hello world"):
-        carry = zero_carry(cell, params, 1)  # the seed resets the state every epoch
+    hello = sweep["hello"]
+    if hello is None:
+        hello = {"epoch": 0, "epoch_losses": []}
+        params, opt_state = fresh, optimizer.init(fresh)
+    else:
+        state = ckpt.state({"params": fresh, "opt_state": optimizer.init(fresh)})
+        params, opt_state = state["params"], state["opt_state"]
+    sweep["hello"] = hello
+    epochs = range(hello["epoch"], config.hello_epochs)
+    for epoch in progress(epochs, desc="hello world", total=config.hello_epochs, initial=hello["epoch"]):
+        carry = zero_carry(cell, params, 1)  # the notebook resets the state every epoch
         params, opt_state, losses, _ = train(params, opt_state, xs, ys, carry)
         summed = float(np.sum(losses))
-        epoch_losses.append(summed)
+        hello["epoch_losses"].append(summed)
         run_dir.log(part="hello", epoch=epoch, summed_loss=summed, mean_bpc=float(bits_per_character(summed / len(windows))))
         if epoch % 20 == 0:
             print(f"hello: epoch {epoch:3d}  summed loss {summed:.4f}")
+        hello["epoch"] = epoch + 1
+        last = hello["epoch"] == config.hello_epochs and "lm" not in config.parts
+        ckpt.save(hello["epoch"] * len(windows), {"params": params, "opt_state": opt_state}, sweep, force=last)
+    epoch_losses = hello["epoch_losses"]
 
     sampler = make_sampler(cell, config.hello_sample_length - 1)
     sample_key = jax.random.fold_in(jax.random.key(config.seed), 2)
@@ -368,7 +404,7 @@ def run_hello(config: Config, run_dir: RunDir) -> dict[str, Any]:
     regenerate_target = (config.hello_text * 2).rstrip()
     greedy_h = complete(regenerate_target[0], 0.0, sample_key)[: len(regenerate_target)]
     expected = {s: (text[text.index(s):] + text)[: config.hello_sample_length] for s in config.hello_starts}
-    return {
+    sweep["hello_result"] = {
         "text_length": len(text),
         "vocab": list(tokenizer.vocab.tokens),
         "windows_per_epoch": len(windows),
@@ -385,6 +421,8 @@ def run_hello(config: Config, run_dir: RunDir) -> dict[str, Any]:
         "temperature_1_samples": sampled,
         "epoch_losses": epoch_losses,
     }
+    sweep["hello"] = None
+    return sweep["hello_result"]
 
 
 # --- part 2: a character LM on a real corpus --------------------------------------------------
@@ -400,9 +438,23 @@ def resolve_corpus(name: str) -> tuple[str, str]:
                            "best text available offline: CPython's reference-manual topics")
 
 
-def run_lm(config: Config, run_dir: RunDir) -> tuple[dict[str, Any], np.ndarray]:
-    """Stateful TBPTT training on the corpus; returns the summary (held-out bpc, samples) and
-    the training loss (nats) of every step."""
+def epoch_offset(config: Config, epoch: int) -> int:
+    """Where epoch ``epoch`` of part 2 starts in the training text: 0 for the first epoch (or
+    without ``shift_windows``), then the ``epoch``-th draw from ``[0, bptt)`` of a NumPy
+    generator seeded with the config seed. A function of the seed and the epoch only (the draws
+    are replayed), so a resumed run cuts the same windows."""
+    if not config.shift_windows or epoch == 0:
+        return 0
+    rng = np.random.default_rng(config.seed)
+    for _ in range(epoch):
+        offset = int(rng.integers(config.bptt))
+    return offset
+
+
+def run_lm(config: Config, run_dir: RunDir, ckpt: RunCheckpoints, sweep: dict) -> tuple[dict[str, Any], np.ndarray]:
+    """Stateful TBPTT training on the corpus (from ``sweep["lm"]``, the checkpoint's progress,
+    if it is there); returns the summary (held-out bpc, samples) and the training loss (nats) of
+    every step."""
     corpus, why = resolve_corpus(config.corpus)
     text = load_text(corpus)
     if config.corpus_chars is not None:
@@ -420,19 +472,17 @@ def run_lm(config: Config, run_dir: RunDir) -> tuple[dict[str, Any], np.ndarray]
 
     cell = CELLS[config.cell]()
     key = jax.random.fold_in(jax.random.key(config.seed), 3)
-    params = init_params(key, cell, len(tokenizer), config.embed, config.hidden)
+    fresh = init_params(key, cell, len(tokenizer), config.embed, config.hidden)
     schedule = warmup_cosine_decay(config.learning_rate, config.warmup_steps, config.train_steps,
                                    end_value=0.1 * config.learning_rate)
     optimizer = optax.chain(
         make_clipping(config.clipping, None if config.clipping == "none" else config.clip_threshold),
         optax.adam(schedule),
     )
-    opt_state = optimizer.init(params)
     train = make_stateful_trainer(cell, optimizer)
     eval_step = make_eval_step(window_loss(cell, reduction="sum"), has_aux=True)
-    rng = np.random.default_rng(config.seed)
 
-    def evaluate(at_step: int, train_losses: list[float]) -> dict[str, Any]:
+    def evaluate(params, at_step: int, train_losses: list[float]) -> dict[str, Any]:
         record = {
             "step": at_step,
             "held_out_bpc": evaluate_bpc(eval_step, cell, params, held_windows),
@@ -442,37 +492,56 @@ def run_lm(config: Config, run_dir: RunDir) -> tuple[dict[str, Any], np.ndarray]
         run_dir.log(part="lm", **record)
         return record
 
-    evals = [evaluate(0, [])]
-    losses: list[float] = []
-    since_eval: list[float] = []
-    bar = progress(desc=f"char LM ({corpus})", total=config.train_steps)
-    started = time.perf_counter()
-    epoch, done = 0, 0
-    while done < config.train_steps:
-        offset = int(rng.integers(config.bptt)) if config.shift_windows and epoch > 0 else 0
-        windows = stream_batches(train_ids, config.batch_size, config.bptt, offset=offset)
+    # lm: where training is (epoch, next window in it, steps done), the losses and evaluations
+    # so far and the seconds spent training; the carry between windows is device state.
+    lm = sweep["lm"]
+    carry = None
+    if lm is None:
+        params, opt_state = fresh, optimizer.init(fresh)
+        lm = {"epoch": 0, "window": 0, "done": 0, "losses": [], "since_eval": [], "train_s": 0.0,
+              "evals": [evaluate(fresh, 0, [])]}
+    else:
+        template = {"params": fresh, "opt_state": optimizer.init(fresh),
+                    "carry": zero_carry(cell, fresh, config.batch_size)}
+        state = ckpt.state(template)
+        params, opt_state, carry = state["params"], state["opt_state"], state["carry"]
+    sweep["lm"] = lm
+    offset_steps = hello_steps(config)  # the run's step counts part 1's steps first
+    bar = progress(desc=f"char LM ({corpus})", total=config.train_steps, initial=lm["done"])
+    started, train_s_before = time.perf_counter(), lm["train_s"]
+    while lm["done"] < config.train_steps:
+        windows = stream_batches(train_ids, config.batch_size, config.bptt, offset=epoch_offset(config, lm["epoch"]))
         if len(windows) == 0:
             raise ValueError(f"the training text ({len(train_ids)} characters) is too short for "
                              f"batch_size={config.batch_size} streams of bptt={config.bptt}.")
-        carry = zero_carry(cell, params, config.batch_size)
-        for x, y in windows:
+        if lm["window"] == 0:
+            carry = zero_carry(cell, params, config.batch_size)
+        for w in range(lm["window"], len(windows)):
+            x, y = windows[w]
             # One window per call: at this size the step's compute dominates the dispatch.
             params, opt_state, loss, carry = train(params, opt_state, jnp.asarray(x)[None], jnp.asarray(y)[None], carry)
             loss = float(loss[0])
-            losses.append(loss)
-            since_eval.append(loss)
-            done += 1
-            run_dir.log(part="lm", step=done, epoch=epoch, loss=loss, bpc=float(bits_per_character(loss)))
+            lm["losses"].append(loss)
+            lm["since_eval"].append(loss)
+            lm["done"] += 1
+            done = lm["done"]
+            run_dir.log(part="lm", step=done, epoch=lm["epoch"], loss=loss, bpc=float(bits_per_character(loss)))
             bar.update(1)
             if done % config.eval_every == 0 or done == config.train_steps:
-                evals.append(evaluate(done, since_eval))
-                since_eval = []
-                bar.set_postfix(held_out_bpc=f"{evals[-1]['held_out_bpc']:.3f}")
+                lm["evals"].append(evaluate(params, done, lm["since_eval"]))
+                lm["since_eval"] = []
+                bar.set_postfix(held_out_bpc=f"{lm['evals'][-1]['held_out_bpc']:.3f}")
+            lm["window"] = w + 1
+            lm["train_s"] = train_s_before + time.perf_counter() - started
+            state = {"params": params, "opt_state": opt_state, "carry": carry}
+            ckpt.save(offset_steps + done, state, sweep, force=done == config.train_steps)
             if done == config.train_steps:
                 break
-        epoch += 1
+        else:  # the epoch's windows are used up: the next epoch starts at a new offset
+            lm["epoch"] += 1
+            lm["window"] = 0
     bar.close()
-    train_seconds = time.perf_counter() - started
+    losses, evals, done = lm["losses"], lm["evals"], lm["done"]
 
     sampler = make_sampler(cell, config.sample_length)
     prompt = jnp.asarray(tokenizer.encode(config.sample_prompt))
@@ -499,7 +568,6 @@ def run_lm(config: Config, run_dir: RunDir) -> tuple[dict[str, Any], np.ndarray]
         "parameters": int(sum(x.size for x in jax.tree.leaves(params))),
         "steps": done,
         "epochs": round(done * config.batch_size * config.bptt / len(train_ids), 2),
-        "train_seconds": round(train_seconds, 1),
         "uniform_bpc": math.log2(len(tokenizer)),
         "unigram_bpc": unigram_bpc(train_ids, held_ids, len(tokenizer)),
         "initial_held_out_bpc": evals[0]["held_out_bpc"],
@@ -535,7 +603,7 @@ def plot_hello(hello: dict[str, Any]) -> Figure:
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("summed window loss (nats)")
-    ax.set_title(f"Seed 003 CharRNN (Elman, {hello['text_length']} characters of repeated text)")
+    ax.set_title(f"The notebook's CharRNN (Elman, {hello['text_length']} characters of repeated text)")
     return fig
 
 
@@ -570,30 +638,38 @@ def plot_bpc(lm: dict[str, Any], losses_bpc: np.ndarray) -> Figure:
 
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
-    started = time.perf_counter()
+    """Part 1, then part 2 (from the run's checkpoint, if it has one); write metrics, samples and
+    figures into ``run_dir``; return the summary."""
     summary: dict[str, Any] = {}
     sample_lines = []
-    if "hello" in config.parts:
-        hello = run_hello(config, run_dir)
-        run_dir.save_figure(plot_hello(hello), "hello_loss")
-        sample_lines.append("== part 1: seed 003 CharRNN on 'hello world! ' ==")
-        sample_lines += [f"greedy from {s!r}: {t!r}" for s, t in hello["greedy_samples"].items()]
-        sample_lines += [f"T=1 from {s!r}: {t!r}" for s, t in hello["temperature_1_samples"].items()]
-        summary["hello"] = hello
-    if "lm" in config.parts:
-        lm, train_losses = run_lm(config, run_dir)
-        run_dir.save_arrays("curves", train_loss_nats=train_losses,
-                            eval_steps=[r["step"] for r in lm["evaluations"]],
-                            held_out_bpc=[r["held_out_bpc"] for r in lm["evaluations"]],
-                            train_probe_bpc=[r["train_probe_bpc"] for r in lm["evaluations"]])
-        run_dir.save_figure(plot_bpc(lm, bits_per_character(train_losses)), "bpc")
-        sample_lines.append(f"\n== part 2: {config.cell} on {lm['corpus']} (held-out bpc {lm['final_held_out_bpc']:.3f}) ==")
-        for name, sample in lm["samples"].items():
-            sample_lines += [f"--- {name} ---", sample]
-        summary["lm"] = lm
+    with RunCheckpoints(run_dir, every=config.checkpoint_every) as ckpt:
+        resumed = ckpt.restore()
+        # hello / lm: the progress of a part while it trains; hello_result: part 1's summary.
+        sweep = resumed.progress if resumed else {"hello": None, "hello_result": None, "lm": None}
+        if "hello" in config.parts:
+            hello = run_hello(config, run_dir, ckpt, sweep)
+            run_dir.save_figure(plot_hello(hello), "hello_loss")
+            sample_lines.append("== part 1: the notebook's CharRNN on 'hello world! ' ==")
+            sample_lines += [f"greedy from {s!r}: {t!r}" for s, t in hello["greedy_samples"].items()]
+            sample_lines += [f"T=1 from {s!r}: {t!r}" for s, t in hello["temperature_1_samples"].items()]
+            summary["hello"] = hello
+        if "lm" in config.parts:
+            lm, train_losses = run_lm(config, run_dir, ckpt, sweep)
+            run_dir.save_arrays("curves", train_loss_nats=train_losses,
+                                eval_steps=[r["step"] for r in lm["evaluations"]],
+                                held_out_bpc=[r["held_out_bpc"] for r in lm["evaluations"]],
+                                train_probe_bpc=[r["train_probe_bpc"] for r in lm["evaluations"]])
+            run_dir.save_figure(plot_bpc(lm, bits_per_character(train_losses)), "bpc")
+            sample_lines.append(f"\n== part 2: {config.cell} on {lm['corpus']} (held-out bpc {lm['final_held_out_bpc']:.3f}) ==")
+            for name, sample in lm["samples"].items():
+                sample_lines += [f"--- {name} ---", sample]
+            summary["lm"] = lm
+        timings = {"runtime_s": round(ckpt.elapsed_s(), 1), "sessions": ckpt.sessions}
+        if "lm" in config.parts:
+            timings["lm_train_s"] = round(sweep["lm"]["train_s"], 1)
     (run_dir.path / "samples.txt").write_text("\n".join(sample_lines) + "\n", encoding="utf-8")
-    summary["runtime_s"] = round(time.perf_counter() - started, 1)
     summary["environment"] = environment()
+    summary["timings"] = timings
     return summary
 
 

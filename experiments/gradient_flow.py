@@ -35,9 +35,12 @@ that the exploding regimes (large ``r``) can be trained at all, and the same bat
 model.
 
 Why
-    This replaces seed 003's "Gradient flow (simulated)" demo, which plots the hard-coded curves
-    ``0.8^t`` and ``1.2^t`` and explains them with a scalar "|dh_i/dh_{i-1}| < 1" argument, and
-    seed 000 §11.1's ``w^t`` illustration of vanishing and exploding gradients. The Jacobian
+    This replaces the simulated gradient-flow demo of the notebook *Introduction to Sequence
+    Modeling - Interactive Notebook* ("Vanishing gradient problem"), which plots the hard-coded
+    curves ``0.8^t`` and ``1.2^t`` and explains them with a scalar "|dh_i/dh_{i-1}| < 1"
+    argument, and the ``w^t`` illustration of vanishing and exploding gradients in the
+    "Recurrent Neural Networks" section of the textbook chapter *Sequence Models: RNN ->
+    Attention -> Transformer*. The Jacobian
     ``dh_t/dh_{t-1}`` of a tanh RNN is the matrix ``diag(1 - h_t^2) W_h^T``, not a number: tanh
     saturation shrinks it, so a spectral radius above 1 does not by itself mean explosion. What a
     real network does is measured here and reported as seen.
@@ -60,20 +63,28 @@ Run::
 
     python -m experiments.gradient_flow            # default: T = 200, six radii (minutes on CPU)
     python -m experiments.gradient_flow --quick    # seconds; used by the tests
+    python -m experiments.gradient_flow --resume RUN_DIR   # continue a stopped or killed run
     python -m experiments.gradient_flow --help     # every config field is a flag
 
-Outputs (``runs/gradient_flow/<UTC timestamp>/`` or ``--out``): ``config.json``,
-``metrics.jsonl`` (training loss per step, per model, radius and seed), ``metrics.json`` (the
-summary above), ``gradient_flow.png`` (norm ratio against lag, one panel per model, one line per
-radius, at initialisation and after training), ``training_loss.png`` and ``curves.npz`` (every
-measured curve, per seed).
+Resuming: every ``checkpoint_every`` training steps (counted over all models, radii and
+initialisations, at the next chunk boundary) the run saves the current model's parameters and
+Adam state, its position in the sweep, its losses and measurements so far and those of the
+finished runs into ``RUN_DIR/checkpoints/``; ``--resume RUN_DIR`` continues from the latest one
+with the saved config and reaches the same ``metrics.json`` as a run never stopped (the data and
+initialisations are functions of the seed; wall-clock numbers are under ``timings``). A run with
+``train_steps = 0`` measures only and saves no checkpoint.
+
+Outputs (``runs/gradient_flow/<UTC timestamp>/`` or ``--out``): ``config.json``, ``run.json``,
+``metrics.jsonl`` (training loss per step, per model, radius and initialisation ``seed``),
+``metrics.json`` (the summary above), ``gradient_flow.png`` (norm ratio against lag, one panel
+per model, one line per radius, at initialisation and after training), ``training_loss.png``,
+``curves.npz`` (every measured curve, per initialisation) and ``checkpoints/``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from typing import Any, ClassVar, Sequence
 
 import jax
@@ -86,7 +97,7 @@ from matplotlib.figure import Figure
 from seqjax.cells import Cell, LSTMState, elman, gru, lstm
 from seqjax.data import adding_baseline_mse, adding_problem
 from seqjax.recurrence import rnn
-from seqjax.train import RunDir, environment, option, parse, progress, run_experiment
+from seqjax.experiment import RunCheckpoints, RunDir, environment, option, parse, progress, run_experiment
 
 NAME = "gradient_flow"
 MODELS = ("elman", "lstm", "gru")
@@ -129,6 +140,10 @@ class Config:
     forget_bias: float = option(1.0, "LSTM forget-gate bias at initialisation")
     vanish_threshold: float = option(1e-6, "vanished = norm below this fraction of ||dL/dh_T|| (lag 0)")
     seed: int = option(0, "base random seed")
+    checkpoint_every: int = option(
+        1000, "save a checkpoint (for --resume) every this many training steps, counted over all "
+        "models, radii and initialisations (at the next chunk boundary: chunks of up to 25 steps)"
+    )
 
     def __post_init__(self):
         unknown = [m for m in self.models if m not in MODELS]
@@ -139,7 +154,7 @@ class Config:
         for name in ("models", "radii"):
             if len(set(getattr(self, name))) != len(getattr(self, name)):
                 raise ValueError(f"{name} must not repeat a value; got {getattr(self, name)}.")
-        for name in ("hidden", "seeds", "probe_batch", "batch_size"):
+        for name in ("hidden", "seeds", "probe_batch", "batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}.")
         if self.length < 4:
@@ -401,27 +416,23 @@ def plot_training(losses: dict, config: Config) -> Figure:
 # --- main -----------------------------------------------------------------------------------
 
 
-def train(params, optimizer, train_chunk, train_xs, train_ys, on_chunk) -> tuple[dict, np.ndarray]:
-    """Adam on the given batches, ``chunk`` steps per jitted call; ``on_chunk(start, losses)``
-    after each call (logging, progress). Returns the trained parameters and the loss per step."""
-    steps = len(train_xs)
-    chunk = math.gcd(steps, 25) or 1  # equal chunks: one compilation
-    opt_state = optimizer.init(params)
-    losses = []
-    for start in range(0, steps, chunk):
-        window = slice(start, start + chunk)
-        params, opt_state, chunk_losses = train_chunk(params, opt_state, train_xs[window], train_ys[window])
-        losses.append(np.asarray(chunk_losses))
-        on_chunk(start, losses[-1])
-    return params, np.concatenate(losses) if losses else np.zeros(0, np.float32)
+def plan(config: Config) -> list[tuple[str, float, int]]:
+    """The sweep: every (model, radius, initialisation index), in order."""
+    return [(m, r, s) for m in config.models for r in config.radii for s in range(config.seeds)]
+
+
+def chunk_size(config: Config) -> int:
+    """Adam steps per jitted call: equal chunks (one compilation), at most 25."""
+    return math.gcd(config.train_steps, 25) or 1
 
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
-    """Measure, train, measure again; write metrics and figures into ``run_dir``."""
-    started = time.perf_counter()
+    """Measure, train, measure again (from the run's checkpoint, if it has one); write metrics
+    and figures into ``run_dir``; return the summary."""
     init_key = jax.random.fold_in(jax.random.key(config.seed), 3)
     probe_key, train_key = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 5))
-    # Drawn once, eagerly, outside the jitted steps (drawing inside them costs compile time).
+    # Drawn once, eagerly, outside the jitted steps (drawing inside them costs compile time), from
+    # the seed alone: a resumed run draws them again, the same.
     probe_xs, probe_ys = adding_problem(probe_key, config.probe_batch, config.length)
     # Every model sees the same training batches, so differences come from the model alone.
     train_xs, train_ys = (
@@ -432,41 +443,81 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     train_xs = train_xs.reshape(config.train_steps, config.batch_size, config.length, 2)
     train_ys = train_ys.reshape(config.train_steps, config.batch_size)
 
-    n_runs = len(config.models) * len(config.radii) * config.seeds
-    bar = progress(desc="gradient flow", total=n_runs * (config.train_steps + 2))
+    runs = plan(config)
+    chunk = chunk_size(config)
+    units = config.train_steps + 2  # progress-bar units per run: measure, train steps, measure
+    with RunCheckpoints(run_dir, every=config.checkpoint_every) as ckpt:
+        resumed = ckpt.restore()
+        # sweep["finished"]: per finished run its measurements, tanh slopes and losses;
+        # sweep["current"]: the run in progress (its step, measurement at init and losses so far).
+        sweep = resumed.progress if resumed else {"finished": [], "current": None}
+        done_units = len(sweep["finished"]) * units
+        if sweep["current"] is not None:
+            done_units += 1 + sweep["current"]["step"]
+        bar = progress(desc="gradient flow", total=len(runs) * units, initial=done_units)
+        tools = {}
+        for index in range(len(sweep["finished"]), len(runs)):
+            model, radius, s = runs[index]
+            if model not in tools:
+                cell = make_cell(model, config)
+                tools = {model: (
+                    cell,
+                    jax.jit(lambda p, cell=cell: gradient_norms_by_lag(cell, p, probe_xs, probe_ys)),
+                    jax.jit(lambda p, cell=cell: mean_tanh_slope(cell, p, probe_xs)),
+                    *make_trainer(cell, config),
+                )}
+            cell, measure, slope, optimizer, train_chunk = tools[model]
+
+            def record(params):
+                out = {"norms": jax.device_get(measure(params))}
+                if model == "elman":
+                    out["tanh_slope"] = float(slope(params))
+                bar.update(1)
+                return out
+
+            fresh = init_model(cell, jax.random.fold_in(init_key, s), config.hidden, radius)
+            current = sweep["current"]
+            if current is None:
+                current = {"run": index, "step": 0, "init": record(fresh), "losses": []}
+                params, opt_state = fresh, optimizer.init(fresh)
+            else:
+                if current["run"] != index:
+                    raise ValueError(f"the checkpoint is inside run {current['run']}, expected run {index}.")
+                state = ckpt.state({"params": fresh, "opt_state": optimizer.init(fresh)})
+                params, opt_state = state["params"], state["opt_state"]
+            sweep["current"] = current
+
+            for start in range(current["step"], config.train_steps, chunk):
+                window = slice(start, start + chunk)
+                params, opt_state, chunk_losses = train_chunk(params, opt_state, train_xs[window], train_ys[window])
+                chunk_losses = np.asarray(chunk_losses)
+                for i, loss in enumerate(chunk_losses):
+                    run_dir.log(model=model, radius=radius, seed=s, step=start + i, loss=loss)
+                bar.update(len(chunk_losses))
+                current["losses"].append(chunk_losses)
+                current["step"] = start + chunk
+                sweep_step = index * config.train_steps + current["step"]
+                final = index == len(runs) - 1 and current["step"] == config.train_steps
+                ckpt.save(sweep_step, {"params": params, "opt_state": opt_state}, sweep, force=final)
+
+            losses = np.concatenate(current["losses"]) if current["losses"] else np.zeros(0, np.float32)
+            sweep["finished"].append({"init": current["init"], "trained": record(params), "losses": losses})
+            sweep["current"] = None
+        bar.close()
+        runtime_s, sessions = ckpt.elapsed_s(), ckpt.sessions
+
     # per_seed[phase][model][radius]: one dict of lag curves per seed (h, and c for the LSTM);
     # losses[model][radius]: [seeds, steps]; tanh_slopes[phase][radius]: Elman only.
     per_seed = {p: {m: {r: [] for r in config.radii} for m in config.models} for p in PHASES}
-    losses = {m: {} for m in config.models}
+    seed_losses = {m: {r: [] for r in config.radii} for m in config.models}
     tanh_slopes = {p: {r: [] for r in config.radii} for p in PHASES}
-    for model in config.models:
-        cell = make_cell(model, config)
-        measure = jax.jit(lambda p, cell=cell: gradient_norms_by_lag(cell, p, probe_xs, probe_ys))
-        slope = jax.jit(lambda p, cell=cell: mean_tanh_slope(cell, p, probe_xs))
-        optimizer, train_chunk = make_trainer(cell, config)
-
-        def record(phase, params, radius):
-            per_seed[phase][model][radius].append(jax.device_get(measure(params)))
-            if model == "elman":
-                tanh_slopes[phase][radius].append(float(slope(params)))
-            bar.update(1)
-
-        for radius in config.radii:
-            seed_losses = []
-            for s in range(config.seeds):
-                params = init_model(cell, jax.random.fold_in(init_key, s), config.hidden, radius)
-                record("init", params, radius)
-
-                def on_chunk(start, chunk_losses, model=model, radius=radius, s=s):
-                    for i, loss in enumerate(chunk_losses):
-                        run_dir.log(model=model, radius=radius, seed=s, step=start + i, loss=loss)
-                    bar.update(len(chunk_losses))
-
-                params, run_losses = train(params, optimizer, train_chunk, train_xs, train_ys, on_chunk)
-                seed_losses.append(run_losses)
-                record("trained", params, radius)
-            losses[model][radius] = np.stack(seed_losses)
-    bar.close()
+    for (model, radius, _), done in zip(runs, sweep["finished"]):
+        for phase in PHASES:
+            per_seed[phase][model][radius].append(done[phase]["norms"])
+            if "tanh_slope" in done[phase]:
+                tanh_slopes[phase][radius].append(done[phase]["tanh_slope"])
+        seed_losses[model][radius].append(done["losses"])
+    losses = {m: {r: np.stack(v) for r, v in by_r.items()} for m, by_r in seed_losses.items()}
 
     # curves[phase][model][part][radius] -> [seeds, T]
     curves = {
@@ -481,9 +532,8 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     }
     ratios = {p: {m: norm_ratios(c) for m, c in curves[p].items()} for p in PHASES}
     summary = summarise(ratios, losses, tanh_slopes, config)
-    summary["runtime_s"] = round(time.perf_counter() - started, 1)
     summary["environment"] = environment()
-    run_dir.write_summary(summary)
+    summary["timings"] = {"runtime_s": round(runtime_s, 1), "sessions": sessions}
     run_dir.save_arrays(
         "curves",
         radii=np.asarray(config.radii),

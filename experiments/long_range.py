@@ -38,8 +38,8 @@ How
     every model sees exactly the same training sequences (and the same test set).
 
 Why
-    This replaces seed 003's "§9 Long-range dependencies" demo (D003-9), which runs no model: it
-    *simulates* RNN accuracy as ``0.95 * 0.8^(d/5)`` and attention as ``0.95 - 0.01 d/10`` and
+    This replaces the "Long-range dependencies" demo of the notebook *Introduction to Sequence
+    Modeling - Interactive Notebook*, which runs no model: it *simulates* RNN accuracy as ``0.95 * 0.8^(d/5)`` and attention as ``0.95 - 0.01 d/10`` and
     prints "RNN: performance drops significantly with distance". Here the models are trained and
     the drop with distance, where there is one, is what was measured.
 
@@ -77,9 +77,9 @@ Result (default run, seed 0, 2 shared CPU cores, float32; numbers in ``metrics.j
     exactly the memoryless strategy (test cross-entropy equal to the baseline to 3 digits), the
     gated ones get part of the way (GRU best), and their recall accuracy hardly depends on the
     lag between 10 and 100: the limit here is what 1500 steps teach a 64-unit layer, not a decay
-    with distance like the seed's ``0.8^(d/5)``. The Transformer, which reads the symbols back by
+    with distance like the notebook's ``0.8^(d/5)``. The Transformer, which reads the symbols back by
     attention, copies perfectly at every lag it was run on (from the first evaluation, step
-    150). Where the seed's claim shows up is the adding problem's LSTM, which fails abruptly
+    150). Where the notebook's claim shows up is the adding problem's LSTM, which fails abruptly
     between T = 100 and 200, and the Elman RNN, which fails everywhere. Runtime: 1348 s on 2
     CPU cores shared with other jobs (load average 5 to 10); ``--preset readme`` 163 s.
 
@@ -88,16 +88,25 @@ Run::
     python -m experiments.long_range                    # default: 4 adding lengths, 4 copy lags
     python -m experiments.long_range --preset readme    # the headline, a few minutes on a CPU
     python -m experiments.long_range --quick            # seconds; used by the tests
+    python -m experiments.long_range --resume RUN_DIR   # continue a stopped or killed run
     python -m experiments.long_range --help             # every config field is a flag
 
 ``--preset readme`` replaces some defaults (see ``PRESETS``); explicit flags still win over it,
 as they do over ``--quick``.
 
-Outputs (``runs/long_range/<UTC timestamp>/`` or ``--out``): ``config.json``, ``metrics.jsonl``
-(training loss and gradient norm per step, and every evaluation, per model, task and lag),
-``metrics.json`` (the table: per task, model and lag the final test metric, its baseline,
-solved or not, steps and wall time), ``long_range.png`` (test metric against lag, one line per
-model, baselines drawn) and ``training_curves.png`` (training loss and test metric against step).
+Resuming: every ``checkpoint_every`` steps (counted over the whole sweep) the run saves the
+current model's parameters and Adam state, its position in the sweep, the metrics so far and
+the results of the finished runs into ``RUN_DIR/checkpoints/``; ``--resume RUN_DIR`` continues
+from the latest one with the saved config, and reaches the same ``metrics.json`` as a run never
+stopped (every batch is a function of the seed, task, lag and step; wall-clock numbers are under
+``timings``).
+
+Outputs (``runs/long_range/<UTC timestamp>/`` or ``--out``): ``config.json``, ``run.json``,
+``metrics.jsonl`` (training loss and gradient norm per step, and every evaluation, per model,
+task and lag), ``metrics.json`` (the table: per task, model and lag the final test metric, its
+baseline, solved or not and steps; wall and compile times under ``timings``), ``long_range.png``
+(test metric against lag, one line per model, baselines drawn), ``training_curves.png``
+(training loss and test metric against step) and ``checkpoints/``.
 """
 
 from __future__ import annotations
@@ -119,21 +128,15 @@ from seqjax.attention.positional import sinusoidal_table
 from seqjax.cells import elman, gru, lstm, min_gru
 from seqjax.data import COPY_VOCAB, adding_baseline_mse, adding_problem, copy_baseline, copy_memory
 from seqjax.data.synthetic import COPY_SYMBOLS
+from seqjax.experiment import RunCheckpoints, RunDir, environment, option, parse, progress, run_experiment
 from seqjax.recurrence import rnn
 from seqjax.train import (
-    RunDir,
-    build_parser,
     clip_by_global_norm,
     cross_entropy,
-    environment,
     make_eval_step,
     make_train_step,
     mse,
-    option,
-    parse,
-    progress,
     warmup_cosine_decay,
-    run_experiment,
 )
 from seqjax.transformer import encoder_stack, encoder_stack_init
 
@@ -163,6 +166,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 class Config:
     """Train Elman, LSTM, GRU, minGRU and a causal Transformer on the adding and copy tasks at growing lags."""
 
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS
     # --quick: tiny lags and models, a few steps (seconds, for the tests).
     QUICK: ClassVar[dict[str, Any]] = {
         "models": ("elman", "lstm"),
@@ -214,6 +218,10 @@ class Config:
     adding_solved_mse: float = option(0.01, "adding problem solved: final test MSE below this")
     copy_solved_accuracy: float = option(0.9, "copy task solved: final recall accuracy at least this")
     seed: int = option(0, "base random seed (init, training data and test data)")
+    checkpoint_every: int = option(
+        1000, "save a checkpoint (for --resume) every this many training steps, counted over "
+        "the whole sweep of models, tasks and lags"
+    )
 
     def __post_init__(self):
         for name, allowed in (("models", MODELS), ("tasks", TASKS)):
@@ -230,7 +238,7 @@ class Config:
         if "copy" in self.tasks and not self.copy_lags:
             raise ValueError("copy_lags is empty but the copy task is selected.")
         for name in ("copy_symbols", "hidden", "d_model", "transformer_layers", "transformer_heads",
-                     "steps", "batch_size", "eval_batch", "eval_points", "chunk"):
+                     "steps", "batch_size", "eval_batch", "eval_points", "chunk", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}.")
         if self.d_model % self.transformer_heads or self.d_model % 2:
@@ -401,60 +409,107 @@ def eval_steps(config: Config) -> list[int]:
     return sorted({round(config.steps * (i + 1) / config.eval_points) for i in range(config.eval_points)})
 
 
-def train_one(model: str, task: str, lag: int, test: tuple, config: Config, run_dir: RunDir,
-              bar) -> dict[str, Any]:
-    """Train ``model`` on ``task`` at ``lag`` for ``config.steps`` steps and evaluate it."""
-    started = time.perf_counter()
+def plan(config: Config) -> tuple[list[tuple[str, int, str]], dict[str, dict[str, list[int]]]]:
+    """The sweep: every ``(task, lag, model)`` to train, in order, and the Transformer runs
+    skipped because the sequence is longer than ``transformer_max_length``."""
+    runs, skipped = [], {}
+    for task in config.tasks:
+        for lag in config.lags(task):
+            for model in config.models:
+                length = sequence_length(task, lag, config)
+                if model == "transformer" and not fits_transformer(length, config):
+                    skipped.setdefault(task, {}).setdefault(model, []).append(lag)
+                else:
+                    runs.append((task, lag, model))
+    return runs, skipped
+
+
+def train_one(index: int, runs: list, test: tuple, config: Config, run_dir: RunDir, bar,
+              ckpt: RunCheckpoints, sweep: dict) -> None:
+    """Train run ``runs[index]`` (a model on a task at a lag) for ``config.steps`` steps from
+    where ``sweep["current"]`` left it (the start, or a restored checkpoint), evaluate it, and
+    append its record, curves and timings to ``sweep["finished"]``.
+
+    The sweep's step (what ``--checkpoint-every`` counts) is ``index * steps + done``. Metrics
+    are fetched from the device once per chunk (the steps run ahead of the host meanwhile) and
+    logged in step order, each evaluation after its step's training record, so the log is the
+    same wherever the checkpoints fall.
+    """
+    task, lag, model = runs[index]
     length = sequence_length(task, lag, config)
     optimizer = make_optimizer(config)
-    params = initial_params(model, task, config)  # the same start at every lag
-    opt_state = optimizer.init(params)
+    init = initial_params(model, task, config)  # the same start at every lag
     loss_fn = make_loss(model, task, config)
-    # No donation: ``params`` is the cached initialisation, shared by every lag.
+    # No donation: ``init`` is the cached initialisation, shared by every lag.
     step = make_train_step(loss_fn, optimizer, has_aux=True, donate=False)
     evaluate = make_eval_step(loss_fn, has_aux=True)
     train_key = task_key(config.seed, task, lag, "train")
-    checkpoints = set(eval_steps(config))
+    eval_at = set(eval_steps(config))
 
-    losses, evals, compile_s = [], [], None
-    for c in range(config.steps // config.chunk):
-        xs, ys = draw(task, jax.random.fold_in(train_key, c), config.chunk * config.batch_size, lag, config)
-        xs = xs.reshape(config.chunk, config.batch_size, *xs.shape[1:])
-        ys = ys.reshape(config.chunk, config.batch_size, *ys.shape[1:])
-        chunk_metrics = []
-        for i in range(config.chunk):
-            t0 = time.perf_counter()
-            params, opt_state, metrics = step(params, opt_state, (xs[i], ys[i]))
-            if compile_s is None:
-                jax.block_until_ready(metrics)
-                compile_s = time.perf_counter() - t0
-            chunk_metrics.append(metrics)
-            done = c * config.chunk + i + 1
-            if done in checkpoints:
-                result = {k: float(v) for k, v in jax.device_get(evaluate(params, test)).items()}
-                evals.append({"step": done, **result})
+    current = sweep["current"]
+    if current is None:
+        current = {"run": index, "step": 0, "losses": [], "evals": [], "wall_s": 0.0, "compile_s": None}
+        params, opt_state = init, optimizer.init(init)
+    else:
+        if current["run"] != index:
+            raise ValueError(f"the checkpoint is inside run {current['run']}, expected run {index}.")
+        state = ckpt.state({"params": init, "opt_state": optimizer.init(init)})
+        params, opt_state = state["params"], state["opt_state"]
+    sweep["current"] = current
+    started, wall_before = time.perf_counter(), current["wall_s"]
+    last_run = index == len(runs) - 1
+
+    pending = []  # (step, train metrics, test metrics or None) still on the device
+
+    def flush():
+        for done, metrics, result in jax.device_get(pending):
+            metrics = {k: float(v) for k, v in metrics.items()}
+            current["losses"].append(metrics["loss"])
+            run_dir.log(kind="train", model=model, task=task, lag=lag, step=done, **metrics)
+            if result is not None:
+                result = {k: float(v) for k, v in result.items()}
+                current["evals"].append({"step": done, **result})
                 run_dir.log(kind="eval", model=model, task=task, lag=lag, step=done, **result)
-        # One transfer per chunk: the steps run ahead of the host meanwhile.
-        for i, metrics in enumerate(jax.device_get(chunk_metrics)):
-            done = c * config.chunk + i + 1
-            losses.append(float(metrics["loss"]))
-            run_dir.log(kind="train", model=model, task=task, lag=lag, step=done,
-                        **{k: float(v) for k, v in metrics.items()})
-        bar.update(config.chunk)
-        bar.set_postfix_str(f"{model} {task} {lag}: loss {np.mean(losses[-config.chunk:]):.4f}")
+        bar.update(len(pending))
+        if pending:
+            bar.set_postfix_str(f"{model} {task} {lag}: loss {np.mean(current['losses'][-config.chunk:]):.4f}")
+        pending.clear()
 
-    final = evals[-1]
+    xs = ys = None
+    for k in range(current["step"], config.steps):
+        c, i = divmod(k, config.chunk)
+        if xs is None or i == 0:
+            # Chunk c's batches depend on the task, lag and c only: a resumed run draws them again.
+            xs, ys = draw(task, jax.random.fold_in(train_key, c), config.chunk * config.batch_size, lag, config)
+            xs = xs.reshape(config.chunk, config.batch_size, *xs.shape[1:])
+            ys = ys.reshape(config.chunk, config.batch_size, *ys.shape[1:])
+        t0 = time.perf_counter()
+        params, opt_state, metrics = step(params, opt_state, (xs[i], ys[i]))
+        if current["compile_s"] is None:
+            jax.block_until_ready(metrics)
+            current["compile_s"] = round(time.perf_counter() - t0, 2)
+        done = k + 1
+        pending.append((done, metrics, evaluate(params, test) if done in eval_at else None))
+        sweep_step = index * config.steps + done
+        final = last_run and done == config.steps
+        save = final or ckpt.due(sweep_step)
+        if save or i == config.chunk - 1 or done == config.steps:
+            flush()
+        current["step"] = done
+        if save:
+            current["wall_s"] = wall_before + time.perf_counter() - started
+            ckpt.save(sweep_step, {"params": params, "opt_state": opt_state}, sweep, force=final)
+
+    final = current["evals"][-1]
     base = baseline(task, lag, config)
     record = {
         "test_loss": final["loss"],
         "baseline": base,
         "test_loss_over_baseline": final["loss"] / base,
-        "final_train_loss": float(np.mean(losses[-max(1, config.steps // 20):])),
+        "final_train_loss": float(np.mean(current["losses"][-max(1, config.steps // 20):])),
         "steps": config.steps,
         "sequence_length": length,
         "params": count_params(params),
-        "compile_s": round(compile_s, 2),
-        "wall_s": round(time.perf_counter() - started, 2),
     }
     if task == "adding":
         record["solved"] = bool(math.isfinite(final["loss"]) and final["loss"] < config.adding_solved_mse)
@@ -466,47 +521,54 @@ def train_one(model: str, task: str, lag: int, test: tuple, config: Config, run_
             "recall_baseline": math.log(COPY_SYMBOLS),
             "solved": bool(final["recall_accuracy"] >= config.copy_solved_accuracy),
         }
-    curves = {"train_loss": np.asarray(losses), "evals": evals}
-    return record, curves
+    sweep["finished"].append({
+        "record": record,
+        "curves": {"train_loss": np.asarray(current["losses"]), "evals": current["evals"]},
+        "timings": {"wall_s": round(wall_before + time.perf_counter() - started, 2),
+                    "compile_s": current["compile_s"]},
+    })
+    sweep["current"] = None
 
 
 # --- main -----------------------------------------------------------------------------------
 
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
-    """Train every model on every task and lag; write metrics and figures into ``run_dir``."""
-    started = time.perf_counter()
-    runs, skipped = [], {}
-    for task in config.tasks:
-        for lag in config.lags(task):
-            for model in config.models:
-                length = sequence_length(task, lag, config)
-                if model == "transformer" and not fits_transformer(length, config):
-                    skipped.setdefault(task, {}).setdefault(model, []).append(lag)
-                else:
-                    runs.append((task, lag, model))
-    bar = progress(desc="long range", total=len(runs) * config.steps)
+    """Train every model on every task and lag (from the run's checkpoint, if it has one); write
+    metrics and figures into ``run_dir``; return the summary."""
+    runs, skipped = plan(config)
+    with RunCheckpoints(run_dir, every=config.checkpoint_every) as ckpt:
+        resumed = ckpt.restore()
+        # sweep["finished"]: one {record, curves, timings} per finished run, in order;
+        # sweep["current"]: the run in progress (its step, losses and evaluations so far).
+        sweep = resumed.progress if resumed else {"finished": [], "current": None}
+        bar = progress(desc="long range", total=len(runs) * config.steps,
+                       initial=resumed.step if resumed else 0)
+        test_sets = {}
+        for index in range(len(sweep["finished"]), len(runs)):
+            task, lag, _ = runs[index]
+            if (task, lag) not in test_sets:  # one test set at a time: runs are grouped by lag
+                test_sets = {(task, lag): draw(task, task_key(config.seed, task, lag, "test"),
+                                               config.eval_batch, lag, config)}
+            train_one(index, runs, test_sets[(task, lag)], config, run_dir, bar, ckpt, sweep)
+        bar.close()
+        runtime_s, sessions = ckpt.elapsed_s(), ckpt.sessions
+
     results = {t: {m: {} for m in config.models} for t in config.tasks}
     curves = {t: {m: {} for m in config.models} for t in config.tasks}
-    test_sets = {}
-    for task, lag, model in runs:
-        if (task, lag) not in test_sets:
-            test_sets = {(task, lag): draw(task, task_key(config.seed, task, lag, "test"),
-                                           config.eval_batch, lag, config)}
-        record, curve = train_one(model, task, lag, test_sets[(task, lag)], config, run_dir, bar)
-        results[task][model][str(lag)] = record
-        curves[task][model][lag] = curve
-    bar.close()
-
+    timings = {t: {m: {} for m in config.models} for t in config.tasks}
+    for (task, lag, model), done in zip(runs, sweep["finished"]):
+        results[task][model][str(lag)] = done["record"]
+        curves[task][model][lag] = done["curves"]
+        timings[task][model][str(lag)] = done["timings"]
     summary = summarise(results, config) | {"skipped": skipped}
     if skipped:
         summary["skipped_reason"] = (
             f"Transformer not run on sequences longer than transformer_max_length = "
             f"{config.transformer_max_length} (compute cost, not a measured failure)"
         )
-    summary["runtime_s"] = round(time.perf_counter() - started, 1)
     summary["environment"] = environment()
-    run_dir.write_summary(summary)
+    summary["timings"] = {"runtime_s": round(runtime_s, 1), "sessions": sessions, "runs": timings}
     run_dir.save_figure(plot_results(results, config), "long_range")
     run_dir.save_figure(plot_curves(curves, config), "training_curves")
     return summary
@@ -544,10 +606,11 @@ def format_table(summary: dict[str, Any]) -> str:
         for model, by_lag in by_model.items():
             for lag, r in by_lag.items():
                 acc = f"{r['recall_accuracy']:.3f}" if "recall_accuracy" in r else "-"
+                wall = summary["timings"]["runs"][task][model][lag]["wall_s"]
                 lines.append(
                     f"{task:<7} {model:<12} {lag:>5} | {r['test_loss']:>10.4g} {r['baseline']:>9.4f} "
                     f"{r['test_loss_over_baseline']:>7.3f} | {acc:>10} | "
-                    f"{'yes' if r['solved'] else 'no':>6} | {r['wall_s']:>7.1f}"
+                    f"{'yes' if r['solved'] else 'no':>6} | {wall:>7.1f}"
                 )
     return "\n".join(lines)
 
@@ -691,28 +754,10 @@ def plot_curves(curves: dict, config: Config) -> Figure:
 # --- CLI ------------------------------------------------------------------------------------
 
 
-def resolve(argv: Sequence[str] | None = None):
-    """Parse ``argv`` like :func:`seqjax.train.parse`, then apply the chosen preset's overrides
-    under the explicit flags and ``--quick``: flags > ``--quick`` > preset > defaults."""
-    prog = f"python -m experiments.{NAME}"
-    args = parse(Config, argv, prog=prog, description=__doc__.split("\n")[0])
-    overrides = PRESETS[args.config.preset]
-    if not overrides:
-        return args
-    given = vars(build_parser(Config, prog=prog).parse_args(argv))  # only the flags given
-    given.pop("quick"), given.pop("out")
-    merged = dict(overrides) | (dict(Config.QUICK) if args.quick else {}) | given
-    try:
-        config = Config(**merged)
-    except (TypeError, ValueError) as err:
-        build_parser(Config, prog=prog).error(f"invalid configuration: {err}")
-    return args._replace(config=config)
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse ``argv``, run the experiment, print the table; returns the summary (with
     ``run_dir``)."""
-    args = resolve(argv)
+    args = parse(Config, argv, prog=f"python -m experiments.{NAME}", description=__doc__.split("\n")[0])
     return run_experiment(NAME, args, run, format_table)
 
 

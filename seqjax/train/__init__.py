@@ -1,6 +1,6 @@
-"""Training: optax steps, schedules, clipping, losses, checkpoints, sharding; and experiment plumbing.
+"""The training core: optax steps, losses, schedules, clipping, optimisers, checkpoints, sharding.
 
-The training core (each module is one idea, small enough to read at once)::
+Each module is one idea, small enough to read at once::
 
     step.py            make_train_step / make_eval_step: pure jitted updates of a parameter pytree
                        (accumulation, bfloat16 mixed precision, remat, donation)
@@ -11,7 +11,6 @@ The training core (each module is one idea, small enough to read at once)::
     early_stopping.py  patience / min_delta as a pure function
     checkpoint.py      Orbax checkpoints: bit-exact resume, manifests, corrupt-file fallback
     sharding.py        data parallelism over a 1-D device mesh
-    tensorboard.py     optional TensorBoard writer
 
 A loop::
 
@@ -24,18 +23,11 @@ A loop::
         key, sub = jax.random.split(key)
         params, opt_state, metrics = step(params, opt_state, batch_at(i), sub)
 
-Experiments (``python -m experiments.<name>``) are built from three more pieces::
-
-    args = parse(Config, argv)                           # seqjax.train.cli
-    run = RunDir.create("<name>", out=args.out)          # seqjax.train.run_dir
-    run.write_config(args.config)
-    for step in progress(range(n), desc="train"):        # seqjax.train.progress
-        run.log(step=step, loss=loss)
-    run.write_summary({...}); run.save_figure(fig, "curves")
+Experiment plumbing (command lines, run directories, progress bars, TensorBoard) is not here: it
+is :mod:`seqjax.experiment`, which uses this package and is not used by it.
 """
 
 from seqjax.train.checkpoint import Checkpointer, Restored, verify_checkpoint
-from seqjax.train.cli import Args, build_parser, option, parse
 from seqjax.train.clipping import (
     adaptive_clip,
     clip_by_global_norm,
@@ -53,8 +45,6 @@ from seqjax.train.optim import (
     param_paths,
     path_labels,
 )
-from seqjax.train.progress import progress
-from seqjax.train.run_dir import RunDir, environment, run_experiment, to_json
 from seqjax.train.schedules import (
     inverse_sqrt_warmup,
     warmup_constant,
@@ -69,16 +59,13 @@ from seqjax.train.step import (
     module_loss,
     split_params,
 )
-from seqjax.train.tensorboard import log_scalars, tensorboard_available, tensorboard_writer
 
 __all__ = [
-    "Args", "Checkpointer", "EarlyStopping", "Restored", "RunDir", "run_experiment",
-    "adamw", "adaptive_clip", "batch_sharding", "bits_per_character", "build_parser",
-    "cast_floating", "clip_by_global_norm", "clip_by_value", "cross_entropy", "data_mesh",
-    "decay_mask", "discriminative", "early_stopping", "ema_norm_clip", "environment",
-    "inverse_sqrt_warmup", "log_scalars", "make_clipping", "make_eval_step", "make_train_step",
-    "module_loss", "mse", "multi_group", "option", "param_paths", "parse", "path_labels",
-    "perplexity", "progress", "replicate", "replicated", "shard_batch", "smoothed_targets",
-    "split_params", "tensorboard_available", "tensorboard_writer", "to_json", "verify_checkpoint",
-    "warmup_constant", "warmup_cosine_decay", "warmup_linear_decay",
+    "Checkpointer", "EarlyStopping", "Restored", "adamw", "adaptive_clip", "batch_sharding",
+    "bits_per_character", "cast_floating", "clip_by_global_norm", "clip_by_value", "cross_entropy",
+    "data_mesh", "decay_mask", "discriminative", "early_stopping", "ema_norm_clip",
+    "inverse_sqrt_warmup", "make_clipping", "make_eval_step", "make_train_step", "module_loss",
+    "mse", "multi_group", "param_paths", "path_labels", "perplexity", "replicate", "replicated",
+    "shard_batch", "smoothed_targets", "split_params", "verify_checkpoint", "warmup_constant",
+    "warmup_cosine_decay", "warmup_linear_decay",
 ]

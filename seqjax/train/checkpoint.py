@@ -37,6 +37,10 @@ Why each piece
       template's key implementation. Legacy ``uint32`` keys are plain arrays and need nothing.
     * **Synchronous saves**: the save has finished when ``save`` returns, so the caller may donate
       or overwrite the arrays at once.
+    * **Metadata first**: where the state's structure depends on how far the run had got (a sweep
+      of different models), :meth:`Checkpointer.latest_valid` and
+      :meth:`Checkpointer.restore_metadata` give the step and ``extra`` without a template; build
+      the template from them, then :meth:`Checkpointer.restore`.
 
 Example::
 
@@ -179,7 +183,18 @@ class Checkpointer:
 
         A corrupt or incomplete newer checkpoint is skipped with a warning and moved to
         ``corrupt/`` (``fallback=True``), or raises ``ValueError`` naming the problem and the
-        newest valid older checkpoint (``fallback=False``).
+        newest valid older checkpoint (``fallback=False``): see :meth:`latest_valid`.
+        """
+        step = self.latest_valid(fallback=fallback)
+        return None if step is None else self.restore(template, step)
+
+    def latest_valid(self, *, fallback: bool = True) -> int | None:
+        """The newest step whose checkpoint is whole, or ``None`` if there is none on disk.
+
+        Newer corrupt or incomplete checkpoints are skipped with a warning and moved to
+        ``corrupt/`` (``fallback=True``; otherwise a save at their step would be refused), or
+        raise ``ValueError`` naming the problem and the newest valid older step
+        (``fallback=False``). ``ValueError`` too when no checkpoint on disk is valid.
         """
         steps = self.steps()[::-1]
         if not steps:
@@ -198,14 +213,26 @@ class Checkpointer:
                         if older is not None else "No older valid checkpoint exists."
                     )
                     raise ValueError(f"{err} {offer}") from None
-                warnings.warn(f"skipping checkpoint step {step}: {err}", stacklevel=2)
+                warnings.warn(f"skipping checkpoint step {step}: {err}", stacklevel=3)
                 continue
-            restored = self.restore(template, step)
             for bad, _ in problems:
                 self._quarantine(bad)
-            return restored
+            return step
         details = "; ".join(f"step {s}: {msg}" for s, msg in problems)
         raise ValueError(f"no valid checkpoint in {self.directory}: {details}")
+
+    def restore_metadata(self, step: int) -> Restored:
+        """Verify checkpoint ``step`` and read its step, data position and ``extra``, not its state
+        (``state`` is ``None``): what a caller needs to build the template of a state whose
+        structure depends on how far the run had got."""
+        ocp = _orbax()
+        path = self.step_dir(step)
+        verify_checkpoint(path)
+        try:
+            meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+        except Exception as err:  # Orbax raises many types; say which checkpoint and why
+            raise ValueError(f"could not read the metadata of checkpoint {path}: {type(err).__name__}: {err}") from err
+        return Restored(None, int(meta["step"]), meta["data_position"], meta.get("extra", {}), path)
 
     def _newest_valid(self, steps: list[int]) -> int | None:
         for step in steps:

@@ -1,4 +1,4 @@
-"""experiments.char_rnn: the --quick run end to end (seed 003's CharRNN regenerates its text)."""
+"""experiments.char_rnn: the --quick run end to end (the notebook's CharRNN regenerates its text)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 
 from experiments import char_rnn as cr
+from seqjax.experiment import config_from_json
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("char_rnn")
-    summary = cr.main(["--quick", "--out", str(out)])
-    return out, summary
+def quick_run(quick_run_dir):
+    """The run directory and summary of `python -m experiments.char_rnn --quick` (run in its own
+    process, once per session: see conftest.py)."""
+    out = quick_run_dir("char_rnn")
+    return out, json.loads((out / "metrics.json").read_text())
 
 
 def test_quick_regenerates_hello_world(quick_run):
@@ -28,20 +30,19 @@ def test_quick_regenerates_hello_world(quick_run):
     assert hello["regenerates"] is True
     assert hello["greedy_samples"]["h"].startswith("hello world! hello world!")
     assert hello["vocab"] == [" ", "!", "d", "e", "h", "l", "o", "r", "w"]
-    assert hello["windows_per_epoch"] == 25  # the seed's 25 chunks of 10 per epoch
-    # The seed's reference: ~15-18 at epoch 0, ~0.0125 by epoch 20 (summed over 25 windows).
+    assert hello["windows_per_epoch"] == 25  # the notebook's 25 chunks of 10 per epoch
+    # The notebook's code gives ~15-18 at epoch 0, ~0.0125 by epoch 20 (summed over 25 windows).
     assert 10 < hello["summed_loss_by_epoch"]["0"] < hello["uniform_summed_loss"]
     assert hello["final_summed_loss"] < 0.05
 
 
 def test_quick_writes_every_output(quick_run):
     out, summary = quick_run
-    for name in ("config.json", "metrics.jsonl", "metrics.json", "samples.txt", "hello_loss.png",
+    for name in ("config.json", "run.json", "metrics.jsonl", "metrics.json", "samples.txt", "hello_loss.png",
                  "bpc.png", "curves.npz", "tokenizer.json"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert (out / "bpc.png").read_bytes()[:4] == b"\x89PNG"
-    config = cr.Config(**{k: tuple(v) if isinstance(v, list) else v
-                          for k, v in json.loads((out / "config.json").read_text()).items()})
+    config = config_from_json(cr.Config, json.loads((out / "config.json").read_text()))
     assert config == cr.Config(**cr.Config.QUICK)
 
     metrics = json.loads((out / "metrics.json").read_text())
@@ -97,6 +98,16 @@ def test_sampler_greedy_is_argmax_and_temperature_is_reproducible():
     b = sample(params, prompt, jax.random.key(2), 1.0)
     np.testing.assert_array_equal(a, b)
     assert ((np.asarray(a) >= 0) & (np.asarray(a) < 5)).all()
+
+
+def test_epoch_offsets_are_the_draws_of_one_generator_seeded_with_the_seed():
+    """The offsets a run that is never stopped draws one after the other (epoch 1 the first draw)
+    are what epoch_offset recomputes from the seed and the epoch alone."""
+    config = cr.Config(seed=3, bptt=64)
+    rng = np.random.default_rng(3)
+    expected = [0] + [int(rng.integers(64)) for _ in range(12)]
+    assert [cr.epoch_offset(config, e) for e in range(13)] == expected
+    assert {cr.epoch_offset(cr.Config(shift_windows=False), e) for e in range(5)} == {0}
 
 
 def test_config_validation():

@@ -12,25 +12,26 @@ import pytest
 
 from experiments import gradient_flow as gf
 from seqjax.data import adding_problem
+from seqjax.experiment import config_from_json
 from seqjax.recurrence import rnn
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gradient_flow")
-    summary = gf.main(["--quick", "--out", str(out)])
-    return out, summary
+def quick_run(quick_run_dir):
+    """The run directory and summary of `python -m experiments.gradient_flow --quick` (run in its own
+    process, once per session: see conftest.py)."""
+    out = quick_run_dir("gradient_flow")
+    return out, json.loads((out / "metrics.json").read_text())
 
 
 def test_quick_run_writes_every_output(quick_run):
     out, summary = quick_run
-    for name in ("config.json", "metrics.jsonl", "metrics.json", "gradient_flow.png",
+    for name in ("config.json", "run.json", "metrics.jsonl", "metrics.json", "gradient_flow.png",
                  "training_loss.png", "curves.npz"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert (out / "gradient_flow.png").read_bytes()[:4] == b"\x89PNG"
 
-    config = gf.Config(**{k: tuple(v) if isinstance(v, list) else v
-                          for k, v in json.loads((out / "config.json").read_text()).items()})
+    config = config_from_json(gf.Config, json.loads((out / "config.json").read_text()))
     assert config == gf.Config(**gf.Config.QUICK)
 
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -40,6 +41,7 @@ def test_quick_run_writes_every_output(quick_run):
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["quick"] is True and metrics["length"] == config.length
+    assert metrics["timings"]["sessions"] == 1 and metrics["timings"]["runtime_s"] > 0
     radii = {f"{r:g}" for r in config.radii}
     for phase in ("init", "trained"):
         assert set(metrics["results"][phase]) == {"elman", "lstm", "lstm_c", "gru"}

@@ -11,32 +11,32 @@ import pytest
 
 from experiments import long_range as lr
 from seqjax.data import COPY_VOCAB
+from seqjax.experiment import config_from_json, parse
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("long_range")
-    summary = lr.main(["--quick", "--out", str(out)])
-    return out, summary
-
-
-def _config_from_json(path) -> lr.Config:
-    raw = json.loads(path.read_text())
-    return lr.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+def quick_run(quick_run_dir):
+    """The run directory and summary of `python -m experiments.long_range --quick` (run in its own
+    process, once per session: see conftest.py)."""
+    out = quick_run_dir("long_range")
+    return out, json.loads((out / "metrics.json").read_text())
 
 
 def test_quick_run_writes_every_output(quick_run):
     out, summary = quick_run
-    for name in ("config.json", "metrics.jsonl", "metrics.json", "long_range.png", "training_curves.png"):
+    for name in ("config.json", "run.json", "metrics.jsonl", "metrics.json", "long_range.png", "training_curves.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     for name in ("long_range.png", "training_curves.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 
-    config = _config_from_json(out / "config.json")
+    config = config_from_json(lr.Config, json.loads((out / "config.json").read_text()))
     assert config == lr.Config(**lr.Config.QUICK)
+    assert json.loads((out / "run.json").read_text()) == {"experiment": "long_range", "quick": True}
+    # The default checkpoint_every is beyond the quick run: only the final checkpoint is there.
+    runs = sum(len(config.lags(t)) for t in config.tasks) * len(config.models)
+    assert [p.name for p in (out / "checkpoints").iterdir()] == [str(runs * config.steps)]
 
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    runs = sum(len(config.lags(t)) for t in config.tasks) * len(config.models)
     train = [r for r in records if r["kind"] == "train"]
     evals = [r for r in records if r["kind"] == "eval"]
     assert len(train) == runs * config.steps
@@ -50,9 +50,10 @@ def test_quick_run_writes_every_output(quick_run):
         assert set(by_model) == set(config.models)
         for model, by_lag in by_model.items():
             assert set(by_lag) == {str(lag) for lag in config.lags(task)}
-            for entry in by_lag.values():
-                for key in ("test_loss", "baseline", "final_train_loss", "wall_s"):
+            for lag, entry in by_lag.items():
+                for key in ("test_loss", "baseline", "final_train_loss"):
                     assert math.isfinite(entry[key]) and entry[key] > 0, (task, model, key)
+                assert metrics["timings"]["runs"][task][model][lag]["wall_s"] > 0
                 assert entry["steps"] == config.steps and isinstance(entry["solved"], bool)
                 if task == "copy":
                     assert 0.0 <= entry["recall_accuracy"] <= 1.0
@@ -89,7 +90,7 @@ def test_losses_at_init(model):
 
 def test_data_are_shared_by_models_and_split_by_key():
     config = lr.Config(**lr.Config.QUICK)
-    n = config.eval_batch  # a shape the quick run has compiled already
+    n = 8  # a small batch: one quick compilation
     train = lr.draw("adding", lr.task_key(0, "adding", 12, "train"), n, 12, config)
     again = lr.draw("adding", lr.task_key(0, "adding", 12, "train"), n, 12, config)
     test = lr.draw("adding", lr.task_key(0, "adding", 12, "test"), n, 12, config)
@@ -99,13 +100,17 @@ def test_data_are_shared_by_models_and_split_by_key():
 
 
 def test_preset_readme_and_flag_precedence():
-    args = lr.resolve(["--preset", "readme"])
+    args = parse(lr.Config, ["--preset", "readme"])
     assert args.config.models == lr.PRESETS["readme"]["models"]
     assert args.config.adding_lengths == lr.PRESETS["readme"]["adding_lengths"]
-    args = lr.resolve(["--preset", "readme", "--adding-lengths", "30", "--steps", "200"])
+    args = parse(lr.Config, ["--preset", "readme", "--adding-lengths", "30", "--steps", "200"])
     assert args.config.adding_lengths == (30,) and args.config.steps == 200
     assert args.config.copy_lags == lr.PRESETS["readme"]["copy_lags"]
-    assert lr.resolve([]).config == lr.Config()
+    # --quick wins over the preset, explicit flags over both.
+    args = parse(lr.Config, ["--preset", "readme", "--quick", "--hidden", "4"])
+    assert args.config.adding_lengths == lr.Config.QUICK["adding_lengths"] and args.config.hidden == 4
+    assert args.config.preset == "readme"
+    assert parse(lr.Config, []).config == lr.Config()
 
 
 def test_bad_config_is_a_usage_error(capsys):

@@ -203,3 +203,25 @@ def test_wrong_template_and_bad_metadata_are_clear(tmp_path):
             ckpt.save(2, _small_state(2.0), data_position=object())
         assert ckpt.restore_latest(_small_state(0.0)).step == 1
     assert Checkpointer(tmp_path / "empty", save_every=1).restore_latest(_small_state(0.0)) is None
+
+
+def test_metadata_comes_without_a_template_and_latest_valid_skips_damage(tmp_path):
+    """A run whose state's structure depends on how far it got reads the metadata first, builds
+    the template from it, then restores."""
+    ckpt = _save_steps(tmp_path, [1, 2, 3])
+    meta = ckpt.restore_metadata(3)
+    assert meta.state is None and (meta.step, meta.data_position) == (3, {"epoch": 0, "index": 3})
+    assert ckpt.latest_valid() == 3
+    (ckpt.step_dir(3) / MANIFEST).unlink()
+    with pytest.raises(ValueError, match="incomplete"):
+        ckpt.restore_metadata(3)
+    with pytest.raises(ValueError, match="newest valid checkpoint is step 2"):
+        ckpt.latest_valid(fallback=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert ckpt.latest_valid() == 2
+    assert [str(w.message).split(":")[0].split(" /")[0] for w in caught] == [
+        "skipping checkpoint step 3", "moved corrupt checkpoint"]
+    assert ckpt.steps() == [1, 2] and any((tmp_path / "corrupt").iterdir())  # 3 moved aside
+    ckpt.close()
+    assert Checkpointer(tmp_path / "empty", save_every=1).latest_valid() is None

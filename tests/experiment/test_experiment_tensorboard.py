@@ -1,8 +1,8 @@
-"""seqjax.train.tensorboard: a writer when TensorBoard is installed, a clear ImportError when not."""
+"""seqjax.experiment.tensorboard: a writer when TensorBoard is installed, a clear ImportError when not."""
 
 import pytest
 
-from seqjax.train.tensorboard import log_scalars, tensorboard_available, tensorboard_writer
+from seqjax.experiment.tensorboard import log_scalars, tensorboard_available, tensorboard_writer
 
 
 def test_writer_or_clear_message(tmp_path):

@@ -1,6 +1,6 @@
 """Optional TensorBoard logging, with no dependency of the core on TensorBoard.
 
-``metrics.jsonl`` (:mod:`seqjax.train.run_dir`) is the record of every run; TensorBoard is an
+``metrics.jsonl`` (:mod:`seqjax.experiment.run_dir`) is the record of every run; TensorBoard is an
 extra view of it. :func:`tensorboard_writer` returns a ``SummaryWriter`` from ``tensorboardX`` if
 installed, else from ``torch.utils.tensorboard`` (which needs the ``tensorboard`` package), and
 otherwise raises ``ImportError`` saying what to install. Nothing is imported until it is called.

@@ -3,13 +3,17 @@
 Layout (``runs/<name>/<UTC timestamp>/`` by default, or the directory given with ``--out``)::
 
     config.json     the config, field by field (tuples as lists)
+    run.json        which experiment wrote the run, and whether with --quick
     metrics.jsonl   one JSON record per line, appended during the run (training curves)
     metrics.json    the final summary: the numbers the experiment reports
     <figure>.png    figures
     <name>.npz      optional arrays too long for a summary (for example full curves)
+    checkpoints/    the latest checkpoints, from which --resume continues the run
+                    (:mod:`seqjax.experiment.checkpoints`)
 
 ``metrics.jsonl`` is appended and flushed line by line so that a run that crashes or is stopped
-still leaves its curve so far. ``metrics.json`` is written to a temporary file and moved into
+still leaves its curve so far; a resumed run first cuts it back to its length at the checkpoint
+it resumes from (:meth:`RunDir.truncate_log`), so that no record is there twice. ``metrics.json`` is written to a temporary file and moved into
 place with :func:`os.replace`, so a reader never sees half a summary. Non-finite floats are
 written as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``: Python's ``json`` would
 otherwise emit bare ``NaN``, which is not JSON and which other readers reject.
@@ -17,7 +21,7 @@ otherwise emit bare ``NaN``, which is not JSON and which other readers reject.
 Example::
 
     >>> import tempfile
-    >>> from seqjax.train.run_dir import RunDir
+    >>> from seqjax.experiment.run_dir import RunDir
     >>> run = RunDir.create("demo", out=tempfile.mkdtemp())
     >>> run.log(step=0, loss=1.5)
     >>> path = run.write_summary({"final_loss": 0.1})
@@ -39,8 +43,10 @@ from typing import Any
 import numpy as np
 
 CONFIG = "config.json"
+RUN_INFO = "run.json"
 METRICS_LOG = "metrics.jsonl"
 SUMMARY = "metrics.json"
+CHECKPOINTS = "checkpoints"
 
 
 class RunDir:
@@ -54,10 +60,18 @@ class RunDir:
         """Make ``out``, or a fresh ``<root>/<name>/<UTC timestamp>/``, and return it.
 
         Reusing an ``out`` that holds an earlier run replaces that run's ``metrics.jsonl`` rather
-        than appending to it, so the log never mixes two runs.
+        than appending to it, so the log never mixes two runs; an ``out`` that holds checkpoints
+        is refused (``ValueError``): continue that run with :meth:`open` (``--resume``) or
+        choose another directory.
         """
         if out is not None:
             path = Path(out)
+            checkpoints = path / CHECKPOINTS
+            if checkpoints.is_dir() and any(checkpoints.iterdir()):
+                raise ValueError(
+                    f"{path} holds the checkpoints of an earlier run ({checkpoints}): continue it "
+                    f"with --resume {path}, or choose another --out (or delete {checkpoints})."
+                )
             path.mkdir(parents=True, exist_ok=True)
             (path / METRICS_LOG).unlink(missing_ok=True)
             return cls(path)
@@ -74,17 +88,66 @@ class RunDir:
                 continue
         raise FileExistsError(f"could not create a fresh run directory under {base}")
 
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "RunDir":
+        """An existing run's directory, to resume it: ``ValueError`` unless it has a ``config.json``."""
+        path = Path(path)
+        if not (path / CONFIG).is_file():
+            raise ValueError(
+                f"{path} is not a run directory: it has no {CONFIG} (expected the directory a run "
+                "was started in, runs/<name>/<UTC timestamp>/ or its --out)."
+            )
+        return cls(path)
+
     def write_config(self, config: Any, **extra: Any) -> Path:
         """Write ``config`` (a dataclass or a mapping) and any ``extra`` keys to ``config.json``."""
         data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
         data.update(extra)
         return _write_json_atomic(self.path / CONFIG, data)
 
+    def read_config(self) -> dict[str, Any]:
+        """The contents of ``config.json`` (turn them into a config with
+        :func:`seqjax.experiment.cli.config_from_json`)."""
+        return json.loads((self.path / CONFIG).read_text(encoding="utf-8"))
+
+    def write_run_info(self, **info: Any) -> Path:
+        """Write ``run.json`` (for example ``experiment="long_range", quick=True``)."""
+        return _write_json_atomic(self.path / RUN_INFO, info)
+
+    def read_run_info(self) -> dict[str, Any]:
+        """The contents of ``run.json``; ``{}`` if the run has none."""
+        path = self.path / RUN_INFO
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
     def log(self, **record: Any) -> None:
         """Append one record (for example ``step=10, loss=0.3``) to ``metrics.jsonl``."""
         line = json.dumps(to_json(record), allow_nan=False)
         with open(self.path / METRICS_LOG, "a", encoding="utf-8") as f:
             f.write(line + "\n")
+
+    def flush_log(self) -> int:
+        """Force ``metrics.jsonl`` to disk and return its length in bytes (0 if there is none yet):
+        what a checkpoint records, so that a resumed run knows which records it accounts for."""
+        path = self.path / METRICS_LOG
+        if not path.exists():
+            return 0
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+            return os.fstat(f.fileno()).st_size
+
+    def truncate_log(self, size: int) -> None:
+        """Cut ``metrics.jsonl`` back to its first ``size`` bytes: the records a checkpoint
+        accounts for. What a killed run logged after its last checkpoint (perhaps half a line) is
+        dropped; the resumed run logs it again. ``ValueError`` if the log is shorter than that."""
+        path = self.path / METRICS_LOG
+        have = path.stat().st_size if path.exists() else 0
+        if have < size:
+            raise ValueError(
+                f"{path} has {have} bytes, but the checkpoint was taken when it had {size}: records "
+                "the checkpoint accounts for are missing, so resuming would lose them."
+            )
+        if path.exists():
+            os.truncate(path, size)
 
     def write_summary(self, summary: dict[str, Any]) -> Path:
         """Write the final summary to ``metrics.json`` atomically."""
@@ -143,33 +206,3 @@ def _write_json_atomic(path: Path, data: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def environment() -> dict[str, Any]:
-    """What the run ran on (library versions, backend, devices), for the summary."""
-    import platform
-
-    import jax
-
-    devices = jax.devices()
-    return {
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "devices": [d.device_kind for d in devices],
-        "cpu_count": os.cpu_count(),
-    }
-
-
-def run_experiment(name: str, args: Any, run: Any, report: Any) -> dict[str, Any]:
-    """The body of every experiment's ``main``: create the run directory, write ``config.json``,
-    call ``run(config, run_dir)``, write ``metrics.json``, print ``report(summary)`` and where the
-    results are; returns the summary with ``run_dir``. ``args`` is what
-    :func:`seqjax.train.parse` returned."""
-    run_dir = RunDir.create(name, out=args.out)
-    run_dir.write_config(args.config)
-    summary = run(args.config, run_dir) | {"quick": args.quick}
-    run_dir.write_summary(summary)
-    print(report(summary))
-    print(f"runtime {summary['runtime_s']} s; results in {run_dir.path}")
-    return summary | {"run_dir": str(run_dir.path)}

@@ -1,4 +1,4 @@
-"""Turn a frozen dataclass config into a command-line interface.
+"""Turn a frozen dataclass config into a command-line interface, with ``--quick`` and ``--resume``.
 
 Every field of the config becomes a flag named after it (``train_steps`` -> ``--train-steps``),
 typed from its annotation, so an experiment's knobs are declared once, in the dataclass, and the
@@ -15,16 +15,22 @@ Conventions a config class follows:
 * a field's help text is ``metadata["help"]``, most simply written with :func:`option`;
 * ``QUICK: ClassVar[dict]`` lists the overrides that ``--quick`` applies (a run fast enough for
   the tests); explicit flags win over them;
+* optionally ``PRESETS: ClassVar[dict[str, dict]]`` with a field ``preset``: named sets of
+  overrides, under ``--quick`` and explicit flags (flags > ``--quick`` > preset > defaults);
+* a field ``checkpoint_every`` (how often a resumable run saves) is one of :data:`RUN_FIELDS`:
+  fields that say how a run is carried out, not what it computes, which a resumed run may change;
 * validation lives in ``__post_init__`` and raises ``ValueError``; the CLI reports it as a usage
   error naming the flag's value, instead of a traceback.
 
-Two flags are added to the fields: ``--quick`` and ``--out`` (the run directory; default
-``runs/<name>/<UTC timestamp>/``, see :mod:`seqjax.train.run_dir`).
+Three flags are added to the fields: ``--quick``, ``--out`` (the run directory; default
+``runs/<name>/<UTC timestamp>/``, see :mod:`seqjax.experiment.run_dir`) and ``--resume RUN_DIR``
+(continue that run: its saved ``config.json`` is the config; a flag given with it must agree with
+the saved value, except :data:`RUN_FIELDS`, or the CLI refuses, naming every field that differs).
 
 Example::
 
     >>> import dataclasses, typing
-    >>> from seqjax.train.cli import option, parse
+    >>> from seqjax.experiment.cli import option, parse
     >>> @dataclasses.dataclass(frozen=True)
     ... class Config:
     ...     QUICK: typing.ClassVar[dict] = {"steps": 10}
@@ -45,8 +51,13 @@ import typing
 from pathlib import Path
 from typing import Any, Callable, Literal, NamedTuple, Sequence
 
+from seqjax.experiment.run_dir import RunDir
+
 # Flags every experiment has besides its fields; a field may not take these names.
-RESERVED = ("quick", "out", "help")
+RESERVED = ("quick", "out", "resume", "help")
+# Config fields that say how a run is carried out, not what it computes: a resumed run may
+# change them (and config.json then records the new value).
+RUN_FIELDS = ("checkpoint_every",)
 
 
 def option(default: Any, help: str) -> Any:
@@ -55,11 +66,13 @@ def option(default: Any, help: str) -> Any:
 
 
 class Args(NamedTuple):
-    """What :func:`parse` returns: the config, the run directory asked for, and ``--quick``."""
+    """What :func:`parse` returns: the config, the run directory asked for (``--out``), whether
+    the run is (or, resumed, was started as) a ``--quick`` one, and the run to resume."""
 
     config: Any
     out: Path | None
     quick: bool
+    resume: Path | None = None
 
 
 def parse(
@@ -71,23 +84,76 @@ def parse(
 ) -> Args:
     """Parse ``argv`` (default ``sys.argv[1:]``) into an instance of ``config_cls``.
 
-    Precedence: explicit flags > ``--quick`` overrides > the dataclass defaults. A bad value or a
-    config that fails its ``__post_init__`` validation exits with status 2 and a message naming
-    the flag, as argparse does for its own errors.
+    Precedence: explicit flags > ``--quick`` overrides > the chosen preset > the dataclass
+    defaults. With ``--resume RUN_DIR`` the config is the one in ``RUN_DIR/config.json``; the
+    fields set by flags, ``--quick`` or ``--preset`` must equal the saved values (except
+    :data:`RUN_FIELDS`, which take the new value). A bad value, a config that fails its
+    ``__post_init__`` validation, or a resume whose config differs exits with status 2 and a
+    message naming the flags, as argparse does for its own errors.
     """
     parser = build_parser(config_cls, prog=prog, description=description)
     ns = vars(parser.parse_args(argv))
-    quick = ns.pop("quick")
-    out = ns.pop("out")
+    quick, out, resume = ns.pop("quick"), ns.pop("out"), ns.pop("resume")
     # Fields use default=SUPPRESS, so ``ns`` now holds exactly the flags the user gave; that is
-    # what lets explicit flags override --quick without comparing against defaults.
-    overrides = dict(_quick_overrides(config_cls)) if quick else {}
-    overrides.update(ns)
+    # what lets explicit flags override --quick (and presets) without comparing against defaults.
+    quick_overrides = _quick_overrides(config_cls) if quick else {}
+    presets = _presets(config_cls)
+    preset = dict(presets[ns.get("preset", _default(_field(config_cls, "preset")))]) if presets else {}
+    if resume is None:
+        try:
+            config = config_cls(**(preset | quick_overrides | ns))
+        except (TypeError, ValueError) as err:
+            parser.error(f"invalid configuration: {err}")
+        return Args(config, None if out is None else Path(out), quick)
+
+    if out is not None:
+        parser.error("--out and --resume exclude each other: a resumed run continues in its own directory.")
+    # What the command line sets: a preset counts only when --preset is given.
+    given = (preset if "preset" in ns else {}) | quick_overrides | ns
     try:
-        config = config_cls(**overrides)
+        run = RunDir.open(resume)
+        saved = config_from_json(config_cls, run.read_config())
+        saved_quick = bool(run.read_run_info().get("quick", False))
+    except (OSError, TypeError, ValueError) as err:
+        parser.error(f"--resume {resume}: {err}")
+    differ = [
+        f"--{name.replace('_', '-')} (saved {_show(getattr(saved, name))}, given {_show(value)})"
+        for name, value in given.items()
+        if name not in RUN_FIELDS and value != getattr(saved, name)
+    ]
+    if differ:
+        parser.error(
+            f"--resume {resume}: the run was saved with a different config: {'; '.join(differ)}. "
+            "Resume without those flags to continue the run as it was started, or start a new run."
+        )
+    try:
+        config = dataclasses.replace(saved, **{k: v for k, v in given.items() if k in RUN_FIELDS})
     except (TypeError, ValueError) as err:
         parser.error(f"invalid configuration: {err}")
-    return Args(config, None if out is None else Path(out), quick)
+    return Args(config, None, saved_quick, Path(resume))
+
+
+def config_from_json(config_cls: type, data: dict[str, Any]) -> Any:
+    """A ``config_cls`` from the contents of a ``config.json`` (lists become tuples again).
+
+    ``ValueError`` naming the fields if ``data`` lacks some or has others (a config written by
+    another experiment, or another version of this one), or if the values fail validation.
+    """
+    names = [f.name for f in dataclasses.fields(config_cls)]
+    missing = [n for n in names if n not in data]
+    unknown = [k for k in data if k not in names]
+    if missing or unknown:
+        raise ValueError(
+            f"config.json does not match {config_cls.__name__}: "
+            + "; ".join(
+                part for part in (
+                    f"missing fields {missing}" if missing else "",
+                    f"unknown fields {unknown}" if unknown else "",
+                ) if part
+            )
+            + " (a run of another experiment, or of another version of this one?)"
+        )
+    return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 def build_parser(
@@ -107,6 +173,13 @@ def build_parser(
     unknown = set(quick) - names
     if unknown:
         raise TypeError(f"{config_cls.__name__}.QUICK names unknown fields {sorted(unknown)}.")
+    presets = _presets(config_cls)
+    if presets:
+        if "preset" not in names:
+            raise TypeError(f"{config_cls.__name__} has PRESETS but no field `preset` to choose one.")
+        unknown = {k for overrides in presets.values() for k in overrides} - names
+        if unknown:
+            raise TypeError(f"{config_cls.__name__}.PRESETS name unknown fields {sorted(unknown)}.")
 
     if description is None:
         description = (config_cls.__doc__ or "").strip().split("\n\n")[0] or None
@@ -129,11 +202,25 @@ def build_parser(
         "--out", default=None, metavar="DIR",
         help="run directory (default: runs/<name>/<UTC timestamp>/)",
     )
+    parser.add_argument(
+        "--resume", default=None, metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its latest checkpoint, with its saved config "
+        "(flags given with it must agree with that config, except "
+        + ", ".join("--" + f.replace("_", "-") for f in RUN_FIELDS) + ")",
+    )
     return parser
 
 
 def _quick_overrides(config_cls: type) -> dict[str, Any]:
     return dict(getattr(config_cls, "QUICK", {}) or {})
+
+
+def _presets(config_cls: type) -> dict[str, dict[str, Any]]:
+    return dict(getattr(config_cls, "PRESETS", {}) or {})
+
+
+def _field(config_cls: type, name: str) -> dataclasses.Field:
+    return next(f for f in dataclasses.fields(config_cls) if f.name == name)
 
 
 def _add_field(parser, f: dataclasses.Field, tp: Any, quick: dict) -> None:

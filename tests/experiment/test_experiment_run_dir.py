@@ -1,4 +1,4 @@
-"""seqjax.train.run_dir: the files a run leaves, and that they are valid JSON."""
+"""seqjax.experiment.run_dir: the files a run leaves, and that they are valid JSON."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from seqjax.train.run_dir import RunDir, environment, to_json
+from seqjax.experiment.environment import environment
+from seqjax.experiment.run_dir import RunDir, to_json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,3 +88,35 @@ def test_to_json_and_environment():
     }
     env = environment()
     assert {"jax", "backend", "devices"} <= env.keys()
+
+
+def test_an_out_with_checkpoints_is_refused_and_open_needs_a_config(tmp_path):
+    run = RunDir.create("demo", out=tmp_path / "run")
+    (run.path / "checkpoints" / "12").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"holds the checkpoints of an earlier run .*--resume"):
+        RunDir.create("demo", out=run.path)
+    with pytest.raises(ValueError, match="is not a run directory: it has no config.json"):
+        RunDir.open(run.path)
+    run.write_config(Config())
+    run.write_run_info(experiment="demo", quick=True)
+    again = RunDir.open(run.path)
+    assert again.read_config() == {"steps": 3, "radii": [0.5, 1.0], "seed": 0}
+    assert again.read_run_info() == {"experiment": "demo", "quick": True}
+    assert RunDir(tmp_path).read_run_info() == {}
+
+
+def test_truncate_log_drops_what_came_after_the_checkpoint(tmp_path):
+    run = RunDir.create("demo", out=tmp_path)
+    assert run.flush_log() == 0
+    run.truncate_log(0)  # no log yet: nothing to cut
+    run.log(step=1)
+    size = run.flush_log()
+    run.log(step=2)
+    with open(run.path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 3, "lo')  # a record cut short by a kill
+    run.truncate_log(size)
+    assert (run.path / "metrics.jsonl").read_text() == '{"step": 1}\n'
+    run.log(step=2)
+    assert [json.loads(line)["step"] for line in (run.path / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    with pytest.raises(ValueError, match="records the checkpoint accounts for are missing"):
+        run.truncate_log(10_000)

@@ -123,7 +123,6 @@ import numpy as np
 import optax
 from matplotlib.figure import Figure
 
-from seqjax.attention.masks import causal_mask
 from seqjax.attention.positional import sinusoidal_table
 from seqjax.cells import elman, gru, lstm, min_gru
 from seqjax.data import COPY_VOCAB, adding_baseline_mse, adding_problem, copy_baseline, copy_memory
@@ -138,7 +137,7 @@ from seqjax.train import (
     mse,
     warmup_cosine_decay,
 )
-from seqjax.transformer import encoder_stack, encoder_stack_init
+from seqjax.transformer import TransformerSpec, encoder_stack, encoder_stack_init
 
 NAME = "long_range"
 MODELS = ("elman", "lstm", "gru", "min_gru", "transformer")
@@ -341,13 +340,13 @@ def initial_params(model: str, task: str, config: Config) -> dict:
 def make_features(model: str, config: Config) -> Callable[[dict, jax.Array], jax.Array]:
     """``features(params, xs [b, t, d]) -> [b, t, width]``: the body's output at every step."""
     if model == "transformer":
-        options = dict(num_heads=config.transformer_heads, norm_first=True, activation="gelu",
-                       dropout_rate=0.0)
+        spec = TransformerSpec(num_heads=config.transformer_heads, norm_first=True, activation="gelu",
+                               causal=True)
 
         def transformer_features(params, xs):
             t = xs.shape[1]
             x = xs @ params["w_in"] + params["b_in"] + sinusoidal_table(t, config.d_model)
-            return encoder_stack(params["stack"], x, mask=causal_mask(t), **options)
+            return encoder_stack(spec, params["stack"], x)  # the spec adds the causal mask
 
         return transformer_features
     cell = make_cell(model, config)

@@ -7,7 +7,7 @@ Each module is one idea, small enough to read at once::
     losses.py          masked cross-entropy with label smoothing, MSE, bits per character
     schedules.py       inverse-sqrt (Transformer) warmup, warmup + linear/cosine decay
     clipping.py        global-norm, value, AGC and running-average-norm clipping
-    optim.py           AdamW with a decay mask, per-group learning rates and freezing
+    optim.py           AdamW with a decay mask by parameter role, per-group learning rates, freezing
     early_stopping.py  patience / min_delta as a pure function
     checkpoint.py      Orbax checkpoints: bit-exact resume, manifests, corrupt-file fallback
     sharding.py        data parallelism over a 1-D device mesh
@@ -43,6 +43,7 @@ from seqjax.train.optim import (
     discriminative,
     multi_group,
     param_paths,
+    param_role,
     path_labels,
 )
 from seqjax.train.schedules import (
@@ -65,7 +66,7 @@ __all__ = [
     "bits_per_character", "cast_floating", "clip_by_global_norm", "clip_by_value", "cross_entropy",
     "data_mesh", "decay_mask", "discriminative", "early_stopping", "ema_norm_clip",
     "inverse_sqrt_warmup", "make_clipping", "make_eval_step", "make_train_step", "module_loss",
-    "mse", "multi_group", "param_paths", "path_labels", "perplexity", "replicate", "replicated",
+    "mse", "multi_group", "param_paths", "param_role", "path_labels", "perplexity", "replicate", "replicated",
     "shard_batch", "smoothed_targets", "split_params", "verify_checkpoint", "warmup_constant",
     "warmup_cosine_decay", "warmup_linear_decay",
 ]

@@ -1,4 +1,10 @@
-"""Convert Hugging Face GPT-2 checkpoints to :class:`seqjax.nn.GPTLanguageModel`.
+"""Convert Hugging Face GPT-2 checkpoints to the parameter pytree of seqjax's GPT-2.
+
+Pure conversion, with no model code: a state dict of numpy arrays in, the plain pytree of
+``GPTLanguageModel.pure_params()`` out. The NNX side lives with the model: ``GPT2Config.from_hf``
+(a Hugging Face config -> seqjax's, refusing what the model does not compute with
+:func:`check_hf_gpt2_config`) and ``GPTLanguageModel.from_hf`` (a ready model, its parameters
+written with ``load_pure_params`` of the ``nn`` package's ``params`` module).
 
 The input is a ``GPT2LMHeadModel`` (or ``GPT2Model``) state dict as numpy arrays, e.g.
 ``{k: v.numpy() for k, v in hf_model.state_dict().items()}``, or the arrays of a
@@ -25,19 +31,18 @@ GPT-2's ``Conv1D`` already stores its weights ``[in, out]``, the row-vector layo
 ``gelu_tanh``), a final LayerNorm and the head tied to ``wte``; the tests compare the logits with
 ``GPT2LMHeadModel`` to 1e-5, looped and scanned.
 
-* :func:`gpt2_config_from_hf`: a HF ``GPT2Config`` (or its ``to_dict()``) -> seqjax ``GPT2Config``.
-* :func:`from_hf_gpt2`: the state dict -> the plain parameter pytree of ``GPTLanguageModel``
+* :func:`from_hf_gpt2`: the state dict -> the plain parameter pytree
   (``{"token_embedding", "position_embedding", "blocks": {"layers", "final_norm"}[, "lm_head"]}``,
   the layers a list, or one stacked dict with ``scan_layers=True``).
-* :func:`load_gpt2_params`: write that pytree into a model (``nnx.update``).
-* :func:`gpt2_from_hf`: all three: a ready ``GPTLanguageModel``.
+* :func:`check_hf_gpt2_config`: the GPT-2 fields of a Hugging Face config, refusing the options
+  seqjax's GPT-2 does not compute.
+* :data:`ACTIVATIONS`: Hugging Face's activation names -> seqjax's.
 
 Example::
 
     >>> import numpy as np
-    >>> from seqjax.interop.huggingface import from_hf_gpt2, gpt2_config_from_hf
-    >>> config = gpt2_config_from_hf({"vocab_size": 11, "n_positions": 8, "n_embd": 4,
-    ...                               "n_layer": 1, "n_head": 2})
+    >>> from seqjax.interop.huggingface import from_hf_gpt2
+    >>> config = {"vocab_size": 11, "n_positions": 8, "n_embd": 4, "n_layer": 1, "n_head": 2}
     >>> rng = np.random.default_rng(0)
     >>> shapes = {"wte.weight": (11, 4), "wpe.weight": (8, 4), "ln_f.weight": (4,), "ln_f.bias": (4,),
     ...           "h.0.ln_1.weight": (4,), "h.0.ln_1.bias": (4,), "h.0.ln_2.weight": (4,),
@@ -45,25 +50,40 @@ Example::
     ...           "h.0.attn.c_proj.weight": (4, 4), "h.0.attn.c_proj.bias": (4,),
     ...           "h.0.mlp.c_fc.weight": (4, 16), "h.0.mlp.c_fc.bias": (16,),
     ...           "h.0.mlp.c_proj.weight": (16, 4), "h.0.mlp.c_proj.bias": (4,)}
-    >>> params = from_hf_gpt2({k: rng.normal(size=s) for k, s in shapes.items()}, config)
+    >>> state_dict = {k: rng.normal(size=s) for k, s in shapes.items()}
+    >>> params = from_hf_gpt2(state_dict, config)
     >>> sorted(params["blocks"]), sorted(params["blocks"]["layers"][0]["self_attn"])
     (['final_norm', 'layers'], ['b_k', 'b_o', 'b_q', 'b_v', 'w_k', 'w_o', 'w_q', 'w_v'])
+    >>> from_hf_gpt2(state_dict, config | {"scan_layers": True})["blocks"]["layers"]["ffn"]["w_1"].shape
+    (1, 4, 16)
 """
 
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from seqjax import _checks
 from seqjax.transformer.layout import stack_layers
 
 ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
 """Hugging Face's ``activation_function`` names -> seqjax's (``gelu`` is the exact erf form in both)."""
 
+SIZE_FIELDS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
+"""The fields every GPT-2 config must have (Hugging Face's names, which seqjax's config keeps)."""
+
+HF_DEFAULTS = {
+    "n_inner": None, "activation_function": "gelu_new", "resid_pdrop": 0.1, "embd_pdrop": 0.1,
+    "attn_pdrop": 0.1, "layer_norm_epsilon": 1e-5, "initializer_range": 0.02, "tie_word_embeddings": True,
+}
+"""Hugging Face ``GPT2Config``'s defaults for the other fields seqjax's GPT-2 reads."""
+
+_UNSUPPORTED = (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False), ("add_cross_attention", False))
 _LAYER_KEYS = (
     "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
     "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
@@ -79,44 +99,50 @@ def _field(config: Any, name: str, default: Any = None) -> Any:
     return getattr(config, name, default)
 
 
-def gpt2_config_from_hf(hf_config: Any, *, scan_layers: bool = False):
-    """The seqjax :class:`seqjax.nn.GPT2Config` of a Hugging Face ``GPT2Config`` (the object or
-    its ``to_dict()``; the field names are the same, ``activation_function`` becomes
-    ``activation``). ``scan_layers``: stack the layers and scan over them.
-
-    Refuses what ``GPTLanguageModel`` does not compute: an ``activation_function`` outside
-    :data:`ACTIVATIONS`, ``scale_attn_weights=False``, ``scale_attn_by_inverse_layer_idx=True``,
-    ``add_cross_attention=True``.
-    """
-    from seqjax.nn.transformer import GPT2Config  # the model's config; this module stays model-free otherwise
-
-    missing = [k for k in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head") if _field(hf_config, k) is None]
+def _require_sizes(name: str, config: Any) -> None:
+    missing = [k for k in SIZE_FIELDS if _field(config, k) is None]
     if missing:
-        raise ValueError(f"hf_config must be a GPT-2 config with {missing}; got {type(hf_config).__name__}.")
-    activation = _field(hf_config, "activation_function", "gelu_new")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation_function must be one of {tuple(ACTIVATIONS)}; got {activation!r}.")
-    for name, supported in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
-                            ("add_cross_attention", False)):
+        raise ValueError(f"{name} must be a GPT-2 config (an object or a mapping) with the fields {list(SIZE_FIELDS)}; "
+                         f"got a {type(config).__name__} without {missing}.")
+    for k in SIZE_FIELDS:
+        _checks.positive_int(f"{name}.{k}", _field(config, k))
+    n_inner = _field(config, "n_inner")
+    if n_inner is not None:
+        _checks.positive_int(f"{name}.n_inner", n_inner)
+
+
+def check_hf_gpt2_config(hf_config: Any) -> dict:
+    """The GPT-2 fields of a Hugging Face ``GPT2Config`` (the object or its ``to_dict()``) as a
+    dict with Hugging Face's names, :data:`HF_DEFAULTS` filling those absent; a ``ValueError``
+    for what seqjax's GPT-2 does not compute.
+
+    Refused: a missing or non-positive size (:data:`SIZE_FIELDS`, ``n_inner``), an
+    ``activation_function`` outside :data:`ACTIVATIONS`, ``scale_attn_weights=False``,
+    ``scale_attn_by_inverse_layer_idx=True``, ``add_cross_attention=True``.
+
+    Example::
+
+        >>> from seqjax.interop.huggingface import check_hf_gpt2_config
+        >>> fields = check_hf_gpt2_config({"vocab_size": 11, "n_positions": 8, "n_embd": 4,
+        ...                                "n_layer": 1, "n_head": 2})
+        >>> fields["activation_function"], fields["tie_word_embeddings"]
+        ('gelu_new', True)
+        >>> check_hf_gpt2_config(fields | {"activation_function": "silu"})
+        Traceback (most recent call last):
+        ...
+        ValueError: hf_config.activation_function must be one of ('gelu_new', 'gelu_pytorch_tanh', 'gelu', 'relu'); got 'silu'.
+    """
+    _require_sizes("hf_config", hf_config)
+    fields = {k: _field(hf_config, k) for k in SIZE_FIELDS}
+    fields |= {k: _field(hf_config, k, default) for k, default in HF_DEFAULTS.items()}
+    if fields["activation_function"] not in ACTIVATIONS:
+        raise ValueError(f"hf_config.activation_function must be one of {tuple(ACTIVATIONS)}; "
+                         f"got {fields['activation_function']!r}.")
+    for name, supported in _UNSUPPORTED:
         value = _field(hf_config, name, supported)
         if bool(value) != supported:
-            raise ValueError(f"{name}={value!r} is not supported by GPTLanguageModel (expected {supported}).")
-    return GPT2Config(
-        vocab_size=int(_field(hf_config, "vocab_size")),
-        n_positions=int(_field(hf_config, "n_positions")),
-        n_embd=int(_field(hf_config, "n_embd")),
-        n_layer=int(_field(hf_config, "n_layer")),
-        n_head=int(_field(hf_config, "n_head")),
-        n_inner=_field(hf_config, "n_inner"),
-        activation=ACTIVATIONS[activation],
-        resid_pdrop=float(_field(hf_config, "resid_pdrop", 0.1)),
-        embd_pdrop=float(_field(hf_config, "embd_pdrop", 0.1)),
-        attn_pdrop=float(_field(hf_config, "attn_pdrop", 0.1)),
-        layer_norm_epsilon=float(_field(hf_config, "layer_norm_epsilon", 1e-5)),
-        initializer_range=float(_field(hf_config, "initializer_range", 0.02)),
-        tie_word_embeddings=bool(_field(hf_config, "tie_word_embeddings", True)),
-        scan_layers=bool(scan_layers),
-    )
+            raise ValueError(f"hf_config.{name}={value!r} is not supported by seqjax's GPT-2 (expected {supported}).")
+    return fields
 
 
 def _expect(state: dict, key: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -127,23 +153,28 @@ def _expect(state: dict, key: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def from_hf_gpt2(state_dict: Mapping[str, Any], config: Any) -> dict:
-    """The parameter pytree of :class:`seqjax.nn.GPTLanguageModel` from a Hugging Face GPT-2
-    state dict (module docstring for the name map).
+    """The parameter pytree of seqjax's GPT-2 (``GPTLanguageModel.pure_params()``) from a Hugging
+    Face GPT-2 state dict (module docstring for the name map).
 
     Args:
       state_dict: ``{name: numpy array}`` of ``GPT2LMHeadModel`` (``transformer.`` prefix) or
         ``GPT2Model`` (none).
-      config: the seqjax ``GPT2Config`` (its ``scan_layers`` picks a list of layers or one
-        stacked dict), or a Hugging Face config, converted by :func:`gpt2_config_from_hf`.
+      config: any object or mapping with the GPT-2 fields ``vocab_size``, ``n_positions``,
+        ``n_embd``, ``n_layer``, ``n_head``, optional ``n_inner`` (default ``4 * n_embd``),
+        ``tie_word_embeddings`` (default True) and ``scan_layers`` (default False: a list of
+        layers; True: one stacked dict for scan): seqjax's ``GPT2Config``, a Hugging Face config
+        or its ``to_dict()``. Only the sizes are read; the options that change the computation
+        are checked where the model is built (:func:`check_hf_gpt2_config`).
 
     Returns:
       ``{"token_embedding": [V, d], "position_embedding": [P, d], "blocks": {"layers": ...,
       "final_norm": ...}}``, plus ``"lm_head": [d, V]`` when the config unties the head; float32.
     """
-    from seqjax.nn.transformer import GPT2Config
-
-    if not isinstance(config, GPT2Config):
-        config = gpt2_config_from_hf(config)
+    _require_sizes("config", config)
+    c = SimpleNamespace(**{k: int(_field(config, k)) for k in SIZE_FIELDS},
+                        n_inner=_field(config, "n_inner"),
+                        tie_word_embeddings=bool(_field(config, "tie_word_embeddings", True)),
+                        scan_layers=bool(_field(config, "scan_layers", False)))
     if not isinstance(state_dict, Mapping):
         raise ValueError(f"state_dict must be a mapping of names to numpy arrays; got {type(state_dict).__name__}.")
     state = {}
@@ -153,7 +184,6 @@ def from_hf_gpt2(state_dict: Mapping[str, Any], config: Any) -> dict:
         if layer and layer.group(2) in _SKIPPED:
             continue
         state[name] = np.asarray(value, np.float32)
-    c = config
     d, v, p, f = c.n_embd, c.vocab_size, c.n_positions, c.n_inner or 4 * c.n_embd
     expected = {"wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"}
     expected |= {f"h.{i}.{k}" for i in range(c.n_layer) for k in _LAYER_KEYS}
@@ -206,67 +236,3 @@ def from_hf_gpt2(state_dict: Mapping[str, Any], config: Any) -> dict:
     if c.scan_layers:
         params["blocks"]["layers"] = stack_layers(params["blocks"]["layers"])
     return params
-
-
-def _path_part(key: Any) -> Any:
-    for attr in ("key", "idx", "name"):  # DictKey, SequenceKey, GetAttrKey
-        if hasattr(key, attr):
-            return getattr(key, attr)
-    return key
-
-
-def _is_subsequence(short: tuple, long: tuple) -> bool:
-    it = iter(long)
-    return all(any(part == other for other in it) for part in short)
-
-
-def load_gpt2_params(model: Any, params: dict) -> None:
-    """Write ``params`` (from :func:`from_hf_gpt2`) into ``model``, a ``GPTLanguageModel`` of the
-    same config, in place (``nnx.update``).
-
-    Each ``nnx.Param`` of the model takes the array whose path in ``params`` is its own path with
-    the module attributes in between left out (``blocks.layers[0].ffn.w_1`` for
-    ``blocks.stack.layers[0].ffn.w_1``); every parameter must be matched exactly once, with its
-    shape.
-    """
-    from flax import nnx
-
-    state = nnx.state(model, nnx.Param)
-    pure = nnx.to_pure_dict(state)
-    flat_params = {tuple(map(_path_part, path)): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
-    used = set()
-    for path, variable in nnx.to_flat_state(state):
-        matches = [q for q in flat_params if q[-1] == path[-1] and _is_subsequence(q, path)]
-        if len(matches) != 1:
-            raise ValueError(f"the model parameter {'/'.join(map(str, path))} matches {len(matches)} entries of params "
-                             f"({['/'.join(map(str, m)) for m in matches][:4]}); expected exactly one.")
-        value = flat_params[matches[0]]
-        if tuple(value.shape) != tuple(variable.shape):
-            raise ValueError(f"params {'/'.join(map(str, matches[0]))} has shape {tuple(value.shape)} but the model "
-                             f"parameter {'/'.join(map(str, path))} has {tuple(variable.shape)}: build the model "
-                             "with the converted config (gpt2_config_from_hf).")
-        node = pure
-        for part in path[:-1]:
-            node = node[part]
-        node[path[-1]] = jnp.asarray(value, variable.dtype)
-        used.add(matches[0])
-    unused = sorted('/'.join(map(str, q)) for q in set(flat_params) - used)
-    if unused:
-        raise ValueError(f"params has entries the model does not: {unused[:6]}.")
-    nnx.replace_by_pure_dict(state, pure)
-    nnx.update(model, state)
-
-
-def gpt2_from_hf(state_dict: Mapping[str, Any], hf_config: Any, *, scan_layers: bool = False, rngs: Any = None):
-    """A :class:`seqjax.nn.GPTLanguageModel` with the weights of a Hugging Face GPT-2:
-    :func:`gpt2_config_from_hf`, :func:`from_hf_gpt2`, :func:`load_gpt2_params`. ``rngs``
-    (default ``nnx.Rngs(0)``) only draws the initial weights that the checkpoint replaces."""
-    from flax import nnx
-
-    from seqjax.nn.transformer import GPTLanguageModel
-
-    config = gpt2_config_from_hf(hf_config, scan_layers=scan_layers)
-    params = from_hf_gpt2(state_dict, config)
-    model = GPTLanguageModel(config, rngs=nnx.Rngs(0) if rngs is None else rngs)
-    load_gpt2_params(model, params)
-    return model

@@ -1,5 +1,6 @@
-"""Hugging Face GPT-2 -> seqjax (seqjax.interop.huggingface), checked against ``transformers``
-itself: the converted GPTLanguageModel gives GPT2LMHeadModel's logits to 1e-5 (looped and scanned
+"""Hugging Face GPT-2 -> seqjax (the pure name map seqjax.interop.huggingface.from_hf_gpt2, the
+NNX side GPT2Config.from_hf / GPTLanguageModel.from_hf / seqjax.nn.load_pure_params), checked
+against ``transformers`` itself: the converted GPTLanguageModel gives GPT2LMHeadModel's logits to 1e-5 (looped and scanned
 layers, tied and untied heads), and seqjax's beam search, run through the model's KV cache, gives
 ``generate(num_beams=k)``'s sequences and ``sequences_scores`` for k in {1, 2, 4}, with and without
 EOS, for length penalties 0, 0.6, 1 and 2 and the three early-stopping settings; greedy decoding
@@ -18,6 +19,7 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported: never reach the Hub
 
+import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -29,13 +31,8 @@ transformers = pytest.importorskip(
 )
 
 from seqjax.decoding import beam_search, greedy  # noqa: E402
-from seqjax.interop.huggingface import (  # noqa: E402
-    from_hf_gpt2,
-    gpt2_config_from_hf,
-    gpt2_from_hf,
-    load_gpt2_params,
-)
-from seqjax.nn.transformer import GPTLanguageModel  # noqa: E402
+from seqjax.interop.huggingface import check_hf_gpt2_config, from_hf_gpt2  # noqa: E402
+from seqjax.nn import GPT2Config, GPTLanguageModel, load_pure_params  # noqa: E402
 
 V, P, N, B = 48, 4, 8, 2  # vocabulary, prompt length, new tokens, batch
 PAD = 1  # not 0: HF fills finished hypotheses with `pad_token_id or eos_token_id`
@@ -78,7 +75,7 @@ def hf():
 
 @pytest.fixture(scope="module")
 def ours(hf):
-    return gpt2_from_hf(numpy_state(hf), hf.config)
+    return GPTLanguageModel.from_hf(numpy_state(hf), hf.config)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +123,7 @@ def test_converted_model_gives_hf_logits(hf, scan_layers):
     ids = np.random.default_rng(0).integers(0, V, (B, 12))
     with torch.no_grad():
         expected = hf(torch.tensor(ids)).logits.numpy()
-    model = gpt2_from_hf(numpy_state(hf), hf.config, scan_layers=scan_layers)
+    model = GPTLanguageModel.from_hf(numpy_state(hf), hf.config, scan_layers=scan_layers)
     assert isinstance(model.blocks.stack["layers"], dict) == scan_layers  # stacked for scan, a list otherwise
     np.testing.assert_allclose(np.asarray(model(jnp.asarray(ids))), expected, atol=1e-5, rtol=0)
     assert np.abs(expected).max() > 3  # decisive logits, not a near-uniform model
@@ -136,36 +133,64 @@ def test_untied_head_and_the_plain_pytree(hf):
     untied = tiny_hf_gpt2(seed=1, tie_word_embeddings=False)
     state = numpy_state(untied)
     assert not np.array_equal(state["lm_head.weight"], state["transformer.wte.weight"])
-    config = gpt2_config_from_hf(untied.config.to_dict())  # a dict works as well as the object
+    config = GPT2Config.from_hf(untied.config.to_dict())  # a dict works as well as the object
     assert not config.tie_word_embeddings and config.activation == "gelu_tanh"
     params = from_hf_gpt2(state, config)
     assert params["lm_head"].shape == (32, V)
     np.testing.assert_array_equal(np.asarray(params["blocks"]["layers"][1]["self_attn"]["w_k"]),
                                   state["transformer.h.1.attn.c_attn.weight"][:, 32:64])
+    # the pure converter reads the sizes from any config: the HF object and its dict give the same pytree
+    for other in (untied.config, untied.config.to_dict()):
+        same = from_hf_gpt2(state, other)
+        assert jax.tree.structure(same) == jax.tree.structure(params)
+        assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(params)))
     model = GPTLanguageModel(config, rngs=nnx.Rngs(0))
-    load_gpt2_params(model, params)
+    load_pure_params(model, params)
     ids = np.random.default_rng(2).integers(0, V, (B, 7))
     with torch.no_grad():
         expected = untied(torch.tensor(ids)).logits.numpy()
     np.testing.assert_allclose(np.asarray(model(jnp.asarray(ids))), expected, atol=1e-5, rtol=0)
 
 
+def test_pure_converter_stacks_layers_when_the_config_says_scan(hf):
+    state = numpy_state(hf)
+    looped = from_hf_gpt2(state, hf.config.to_dict())  # no scan_layers field: a list of layers
+    scanned = from_hf_gpt2(state, {**hf.config.to_dict(), "scan_layers": True})
+    assert isinstance(looped["blocks"]["layers"], list)
+    np.testing.assert_array_equal(np.asarray(scanned["blocks"]["layers"]["ffn"]["w_2"][1]),
+                                  np.asarray(looped["blocks"]["layers"][1]["ffn"]["w_2"]))
+    assert jax.tree.structure(from_hf_gpt2(state, GPT2Config.from_hf(hf.config, scan_layers=True))) == \
+        jax.tree.structure(scanned)
+
+
 def test_converter_refuses_what_does_not_fit(hf):
     state = numpy_state(hf)
-    config = gpt2_config_from_hf(hf.config)
+    config = GPT2Config.from_hf(hf.config)
     with pytest.raises(ValueError, match="lacks"):
         from_hf_gpt2({k: v for k, v in state.items() if "h.1.mlp" not in k}, config)
     with pytest.raises(ValueError, match=r"c_attn.weight'\] must have shape \(32, 96\)"):
         from_hf_gpt2({**state, "transformer.h.0.attn.c_attn.weight": np.zeros((32, 64))}, config)
     with pytest.raises(ValueError, match="differs from wte.weight"):
         from_hf_gpt2({**state, "lm_head.weight": state["lm_head.weight"] + 1}, config)
-    with pytest.raises(ValueError, match="activation_function must be one of"):
-        gpt2_config_from_hf({**hf.config.to_dict(), "activation_function": "silu"})
-    with pytest.raises(ValueError, match="scale_attn_by_inverse_layer_idx"):
-        gpt2_config_from_hf({**hf.config.to_dict(), "scale_attn_by_inverse_layer_idx": True})
-    other = GPTLanguageModel(gpt2_config_from_hf({**hf.config.to_dict(), "n_embd": 16}), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="without \\['n_layer'\\]"):
+        from_hf_gpt2(state, {k: v for k, v in hf.config.to_dict().items() if k != "n_layer"})
+    with pytest.raises(ValueError, match="config.n_embd must be a positive integer"):
+        from_hf_gpt2(state, {**hf.config.to_dict(), "n_embd": 0})
+    with pytest.raises(ValueError, match="state_dict must be a mapping"):
+        from_hf_gpt2(list(state.items()), config)
+    for bad, match in (({"activation_function": "silu"}, "activation_function must be one of"),
+                       ({"scale_attn_by_inverse_layer_idx": True}, "scale_attn_by_inverse_layer_idx"),
+                       ({"scale_attn_weights": False}, "scale_attn_weights"),
+                       ({"add_cross_attention": True}, "add_cross_attention")):
+        with pytest.raises(ValueError, match=match):
+            check_hf_gpt2_config({**hf.config.to_dict(), **bad})
+        with pytest.raises(ValueError, match=match):  # the nn side refuses through the same check
+            GPT2Config.from_hf({**hf.config.to_dict(), **bad})
+        with pytest.raises(ValueError, match=match):
+            GPTLanguageModel.from_hf(state, {**hf.config.to_dict(), **bad})
+    other = GPTLanguageModel(GPT2Config.from_hf({**hf.config.to_dict(), "n_embd": 16}), rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="has shape"):
-        load_gpt2_params(other, from_hf_gpt2(state, config))
+        load_pure_params(other, from_hf_gpt2(state, config))
 
 
 # --- decoding parity ---------------------------------------------------------------------------------

@@ -7,13 +7,16 @@
   Vaswani et al. 2017.
 * :mod:`~seqjax.nn.transformer.bert`: :class:`BertConfig`, :class:`BertModel`,
   :class:`BertForMaskedLM`, :class:`BertForSequenceClassification`.
-* :mod:`~seqjax.nn.transformer.gpt`: :class:`GPT2Config`, :class:`GPTLanguageModel`.
+* :mod:`~seqjax.nn.transformer.gpt`: :class:`GPT2Config`, :class:`GPTLanguageModel`; Hugging Face
+  GPT-2 checkpoints load with :meth:`GPTLanguageModel.from_hf` (the name map is the pure
+  :func:`seqjax.interop.huggingface.from_hf_gpt2`).
 * :mod:`~seqjax.nn.transformer.inputs`: the input checks they share.
 * :func:`count_params`: exact parameter counts with :func:`flax.nnx.eval_shape` (nothing allocated).
 
 Every parameter is an ``nnx.Param`` in nested ``nnx.data`` dicts laid out as the pure functions
 expect, so ``nnx.split(model, nnx.Param)`` is exhaustive and yields exactly the trainable pytree;
-``model.pure_params()`` gives the same values as plain arrays. The forward pass mutates nothing;
+``model.pure_params()`` gives the same values as plain arrays, and
+:func:`seqjax.nn.params.load_pure_params` writes such a pytree back. The forward pass mutates nothing;
 dropout runs only when a ``dropout_key`` is passed::
 
     graphdef, params = nnx.split(model, nnx.Param)

@@ -5,7 +5,8 @@ The forward pass is one pure function of ``(spec, params, input_ids)`` with an o
 training and scoring call it without one, :meth:`GPTLanguageModel.prefill` and
 :meth:`~GPTLanguageModel.decode_step` with one, and :meth:`~GPTLanguageModel.step_fn` binds the
 model's spec and current parameter values into the decoding step
-``step_fn(cache, tokens [b]) -> (cache, logits [b, V])``.
+``step_fn(cache, tokens [b]) -> (cache, logits [b, V])``. Hugging Face GPT-2 checkpoints load
+with :meth:`GPTLanguageModel.from_hf` (:meth:`GPT2Config.from_hf` for the config alone).
 
 Example::
 
@@ -32,6 +33,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from seqjax import _checks
+from seqjax.interop.huggingface import ACTIVATIONS, check_hf_gpt2_config, from_hf_gpt2
+from seqjax.nn.params import load_pure_params
 from seqjax.nn.transformer.inputs import check_decoding_cache, check_length
 from seqjax.nn.transformer.stacks import TransformerEncoder
 from seqjax.primitives import dropout, split_key
@@ -63,6 +66,36 @@ class GPT2Config:
     initializer_range: float = 0.02
     tie_word_embeddings: bool = True
     scan_layers: bool = False
+
+    @classmethod
+    def from_hf(cls, hf_config: Any, *, scan_layers: bool = False) -> "GPT2Config":
+        """The config of a Hugging Face ``GPT2Config`` (the object or its ``to_dict()``): the same
+        field names, ``activation_function`` mapped to ``activation`` by
+        :data:`seqjax.interop.huggingface.ACTIVATIONS`, Hugging Face's defaults for absent fields.
+        ``scan_layers``: stack the layers and scan over them.
+
+        Refuses (:func:`seqjax.interop.huggingface.check_hf_gpt2_config`) what the model does not
+        compute: another ``activation_function``, ``scale_attn_weights=False``,
+        ``scale_attn_by_inverse_layer_idx=True``, ``add_cross_attention=True``.
+
+        Example::
+
+            >>> from seqjax.nn import GPT2Config
+            >>> config = GPT2Config.from_hf({"vocab_size": 11, "n_positions": 8, "n_embd": 4,
+            ...                              "n_layer": 1, "n_head": 2, "activation_function": "gelu"})
+            >>> config.activation, config.n_inner, config.tie_word_embeddings
+            ('gelu', None, True)
+        """
+        f = check_hf_gpt2_config(hf_config)
+        return cls(
+            vocab_size=int(f["vocab_size"]), n_positions=int(f["n_positions"]), n_embd=int(f["n_embd"]),
+            n_layer=int(f["n_layer"]), n_head=int(f["n_head"]),
+            n_inner=None if f["n_inner"] is None else int(f["n_inner"]),
+            activation=ACTIVATIONS[f["activation_function"]],
+            resid_pdrop=float(f["resid_pdrop"]), embd_pdrop=float(f["embd_pdrop"]), attn_pdrop=float(f["attn_pdrop"]),
+            layer_norm_epsilon=float(f["layer_norm_epsilon"]), initializer_range=float(f["initializer_range"]),
+            tie_word_embeddings=bool(f["tie_word_embeddings"]), scan_layers=bool(scan_layers),
+        )
 
     @classmethod
     def small(cls, **overrides: Any) -> "GPT2Config":
@@ -179,6 +212,50 @@ class GPTLanguageModel(nnx.Module):
             output_init_scale=1.0 / math.sqrt(2 * c.n_layer),
         )
         self.lm_head = nnx.Param(head[0]) if head else None
+
+    @classmethod
+    def from_hf(
+        cls, state_dict: Any, hf_config: Any, *, scan_layers: bool = False, rngs: nnx.Rngs | None = None,
+    ) -> "GPTLanguageModel":
+        """A model with the weights of a Hugging Face GPT-2: :meth:`GPT2Config.from_hf`, then
+        :func:`seqjax.interop.huggingface.from_hf_gpt2` (the name map), then
+        :func:`seqjax.nn.params.load_pure_params`.
+
+        Args:
+          state_dict: ``{name: numpy array}`` of a ``GPT2LMHeadModel`` or ``GPT2Model``, e.g.
+            ``{k: v.numpy() for k, v in hf_model.state_dict().items()}``.
+          hf_config: its ``GPT2Config`` (the object or its ``to_dict()``).
+          scan_layers: stack the layers and scan over them.
+          rngs: draws only the initial weights that the checkpoint replaces (default ``nnx.Rngs(0)``).
+
+        Example::
+
+            >>> import numpy as np
+            >>> from seqjax.nn import GPTLanguageModel
+            >>> hf_config = {"vocab_size": 11, "n_positions": 8, "n_embd": 4, "n_layer": 1, "n_head": 2}
+            >>> donor = GPTLanguageModel(GPT2Config.from_hf(hf_config), rngs=nnx.Rngs(3)).pure_params()
+            >>> layer = donor["blocks"]["layers"][0]
+            >>> a, ffn = layer["self_attn"], layer["ffn"]
+            >>> state_dict = {  # the donor's weights under Hugging Face's names
+            ...     "wte.weight": donor["token_embedding"], "wpe.weight": donor["position_embedding"],
+            ...     "ln_f.weight": donor["blocks"]["final_norm"]["scale"],
+            ...     "ln_f.bias": donor["blocks"]["final_norm"]["bias"],
+            ...     "h.0.ln_1.weight": layer["norm_1"]["scale"], "h.0.ln_1.bias": layer["norm_1"]["bias"],
+            ...     "h.0.ln_2.weight": layer["norm_2"]["scale"], "h.0.ln_2.bias": layer["norm_2"]["bias"],
+            ...     "h.0.attn.c_attn.weight": np.concatenate([a["w_q"], a["w_k"], a["w_v"]], 1),
+            ...     "h.0.attn.c_attn.bias": np.concatenate([a["b_q"], a["b_k"], a["b_v"]]),
+            ...     "h.0.attn.c_proj.weight": a["w_o"], "h.0.attn.c_proj.bias": a["b_o"],
+            ...     "h.0.mlp.c_fc.weight": ffn["w_1"], "h.0.mlp.c_fc.bias": ffn["b_1"],
+            ...     "h.0.mlp.c_proj.weight": ffn["w_2"], "h.0.mlp.c_proj.bias": ffn["b_2"]}
+            >>> model = GPTLanguageModel.from_hf(state_dict, hf_config, scan_layers=True)
+            >>> bool(np.array_equal(model.pure_params()["blocks"]["layers"]["ffn"]["w_1"][0], ffn["w_1"]))
+            True
+        """
+        config = GPT2Config.from_hf(hf_config, scan_layers=scan_layers)
+        params = from_hf_gpt2(state_dict, config)
+        model = cls(config, rngs=nnx.Rngs(0) if rngs is None else rngs)
+        load_pure_params(model, params)
+        return model
 
     @property
     def spec(self) -> TransformerSpec:

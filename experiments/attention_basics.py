@@ -48,6 +48,46 @@ models trained here; each has its figure and its numbers in ``metrics.json``.
    measured next to it (in float16 it overflows to ``-inf`` and gives NaN; elsewhere fully
    masked rows become a uniform average over padding).
 
+Result (default run, seed 0, 2 shared CPU cores, float32; numbers in ``metrics.json``; 101 s)
+    *Order.* The counts and the mean embedding of "the cat chased the mouse", "the mouse chased
+    the cat" and "chased the mouse the cat" are bit-for-bit equal. Over 4 random models x 8
+    permutations each, ``max |f(Px) - P f(x)|`` without positions is 4.8e-7 (bare attention) and
+    9.5e-7 (2-layer transformer), 1.8 and 2.4 float32 eps of the output scale; mean-pooled 7.8e-8
+    and 2.7e-7. With positions (attention / transformer): sinusoidal 1.67 / 2.30, RoPE 1.65 /
+    1.97, learned at its N(0, 0.02^2) initialisation only 0.092 / 0.187 (never below 0.051), and
+    the trained models 5.7 (sinusoidal), 6.4 (learned), 6.1 (RoPE). Trained for 1500 steps on the
+    precedence task (length 10, 2000 test sequences): test accuracy without positions 0.496,
+    paired (with swaps) exactly 0.500, no pair both right, logits changed by at most 7e-8 by the
+    swap; with sinusoidal, learned or RoPE positions 1.000.
+
+    *Scale.* At ``d_k = 512`` with 64 keys the unscaled logits have std 22.7 (scaled 1.00): the
+    softmax entropy is 0.169 nats unscaled against 3.687 scaled (uniform maximum log 64 = 4.159),
+    the largest weight 0.934 against 0.107, and 62% of the unscaled rows put more than 0.99 on
+    one key (none scaled). The gradient through the softmax (w.r.t. the logits) is 0.40x the
+    scaled one on average but 0.0093x at the median row: most unscaled rows are saturated, a few
+    near-ties carry the mean. The gradient w.r.t. the *queries* through the whole attention is
+    8.3x *larger* unscaled (the missing 1/sqrt(d_k) = 1/22.6 factor outweighs the saturation on
+    average), so "unscaled attention has vanishing gradients" holds for the softmax Jacobian of
+    most rows, not for the mean query gradient. Scaled, every statistic is flat in ``d_k``. The
+    trained models' own first-layer scores (``d_k = 8``) would also sharpen without the scale:
+    entropy 0.68 -> 0.26 nats (sinusoidal).
+
+    *Positional encodings.* ``max |PE(pos + k) - M_k PE(pos)|`` over 1024 positions, d = 128,
+    k = 1..64: 7.0e-8 (float32 rounding of the table; the identity map is off by 2.0).
+    ``M_k`` fitted by least squares on positions 0..511 reproduces them to 6.9e-8 but is off by
+    up to 2.5 on positions 512..1023 and differs from the rotation by up to 3.4: the slow
+    dimensions hardly move over 512 positions, so the table does not pin the map down; the
+    rotation is exact everywhere. ``PE(p) . PE(p + k)`` depends on ``k`` alone (spread over
+    ``p`` 2.7e-7): 64 at k = 0, falling, but not monotonically (it first rises at k = 12, with
+    bumps up to k = 64). ||P5 - P6|| = 1.953 < ||P5 - P100|| = 8.677. The trained model's word
+    embeddings have norm 5.4 against 4.0 for every position vector (sqrt(d/2), d = 32).
+
+    *Masks.* On the batch of lengths 7, 5, 3, 0 with the combined mask (causal, padding, padded
+    queries) 13 rows per head are fully masked; in float32, bfloat16 and float16 their weights
+    and outputs are exactly 0, with no NaN in the outputs, weights or gradients. The seed's
+    additive ``-1e9`` mask gives NaN in all 52 fully masked rows in float16 (it overflows to
+    ``-inf``) and in float32 and bfloat16 a uniform 1/7 over the padding instead of zeros.
+
 Why
     This replaces demos whose results are formulas or random arrays: the positional-encoding
     heatmap and 2-D toy vectors ``(1, 1), (1, 3)`` of the notebook *Demystifying AI, Session 4:
@@ -394,8 +434,17 @@ def first_layer_qkv(scheme: str, params: dict, tokens: jax.Array, num_heads: int
     return q, k, v
 
 
+# Jitted forms for the measurements (one compilation per scheme and shape, instead of op by op).
+classify_jit = jax.jit(lambda scheme, params, tokens, num_heads: classify(scheme, params, tokens, num_heads),
+                       static_argnums=(0, 3))
+encode_jit = jax.jit(lambda scheme, params, tokens, num_heads: encode(scheme, params, tokens, num_heads),
+                     static_argnums=(0, 3))
+first_layer_qkv_jit = jax.jit(lambda scheme, params, tokens, num_heads: first_layer_qkv(scheme, params, tokens, num_heads),
+                              static_argnums=(0, 3))
+
+
 def trained_scaling(scheme: str, params: dict, tokens: jax.Array, num_heads: int) -> dict[str, float]:
-    q, k, v = first_layer_qkv(scheme, params, tokens, num_heads)
+    q, k, v = first_layer_qkv_jit(scheme, params, tokens, num_heads)
     d_k = q.shape[-1]
     out = {"d_k": d_k, "uniform_entropy": math.log(tokens.shape[1])}
     for name, scale in (("scaled", 1 / math.sqrt(d_k)), ("unscaled", 1.0)):
@@ -467,7 +516,7 @@ def mask_study(params: dict, tok: WordTokenizer, config: Config) -> tuple[dict, 
     ids, lengths = pad_sequences([tok.encode(s) for s in MASK_BATCH], pad_value=tok.vocab.token_to_id("[PAD]"))
     tokens, lengths = jnp.asarray(ids), jnp.asarray(lengths)
     t = tokens.shape[1]
-    q, k, v = first_layer_qkv("sinusoidal", params, tokens, config.num_heads)
+    q, k, v = first_layer_qkv_jit("sinusoidal", params, tokens, config.num_heads)
     raw = np.asarray(jnp.einsum("bthd,bshd->bhts", q, k)) / math.sqrt(q.shape[-1])
     masks = {"causal": causal_mask(t), "padding": padding_mask(lengths, t),
              "combined": combine_masks(causal_mask(t), cross_attention_mask(lengths, lengths, t, t))}
@@ -599,15 +648,15 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
              "random_models": random_equivariance(config, k["random_models"]), "trained": {}}
     sentence_ids = jnp.asarray(np.stack([tok.encode(s) for s in SENTENCES[:2]]))   # both 5 words
     for scheme, params in trained.items():
-        logits = classify(scheme, params, test_tokens, config.num_heads)
-        logits_swapped = classify(scheme, params, swapped, config.num_heads)
+        logits = classify_jit(scheme, params, test_tokens, config.num_heads)
+        logits_swapped = classify_jit(scheme, params, swapped, config.num_heads)
         correct = np.asarray(jnp.argmax(logits, -1) == test_labels)
         correct_swapped = np.asarray(jnp.argmax(logits_swapped, -1) == 1 - test_labels)
-        enc = jax.jit(lambda tks, s=scheme, p=params: encode(s, p, tks, config.num_heads))
+        enc = lambda tks, s=scheme, p=params: encode_jit(s, p, tks, config.num_heads)
         rows = [permutation_deviation(enc, test_tokens[:64], random_permutation(jax.random.fold_in(k["test"], 5 + i),
                                                                                 config.length))
                 for i in range(config.permutations)]
-        sent = np.asarray(classify(scheme, params, sentence_ids, config.num_heads))
+        sent = np.asarray(classify_jit(scheme, params, sentence_ids, config.num_heads))
         order["trained"][scheme] = {
             "test_accuracy": float(correct.mean()),
             "paired_test_accuracy": float(np.concatenate([correct, correct_swapped]).mean()),
@@ -744,6 +793,7 @@ def plot_positional(summary: dict, arrays: dict, embed: np.ndarray, pe_model: np
     fig = Figure(figsize=(16, 9), layout="constrained")
     axes = fig.subplots(2, 3)
     shown = table[: min(256, len(table))]
+    near = table[: min(100, len(table))]
     im = axes[0, 0].imshow(shown.T, aspect="auto", cmap="viridis", vmin=-1, vmax=1, origin="lower")
     fig.colorbar(im, ax=axes[0, 0], label="PE value")
     axes[0, 0].set_xlabel("position")
@@ -751,7 +801,7 @@ def plot_positional(summary: dict, arrays: dict, embed: np.ndarray, pe_model: np
     axes[0, 0].set_title(f"sinusoidal table, d = {config.pe_dim}")
     d = config.pe_dim
     for dim in sorted({0, 1, 2, 3, d // 2, d // 2 + 1, d - 2, d - 1}):
-        axes[0, 1].plot(shown[:, dim], lw=1, label=f"dim {dim}")
+        axes[0, 1].plot(near[:, dim], lw=1, label=f"dim {dim}")
     axes[0, 1].set_xlabel("position")
     axes[0, 1].set_title("dimensions against position")
     axes[0, 1].legend(fontsize=7, ncol=2)

@@ -106,8 +106,9 @@ PAD, BOS, EOS, FIRST = 0, 1, 2, 3
 class Config:
     """Train recurrent seq2seq models with and without attention, and a Transformer, on reversal and a reordering translation task; measure accuracy against source length."""
 
+    # --quick: one task (translation: BLEU included), one model of each family, tiny sizes.
     QUICK: ClassVar[dict[str, Any]] = {
-        "models": ("bottleneck", "bahdanau", "transformer"),
+        "models": ("bottleneck", "bahdanau", "transformer"), "tasks": ("translation",),
         "min_length": 3, "max_length": 8, "eval_lengths": (4, 8), "heatmap_lengths": (8,),
         "embed_features": 8, "hidden": 8, "transformer_heads": 2, "transformer_layers": 1,
         "steps": 12, "batch_size": 8, "chunk": 6, "warmup_steps": 2, "eval_per_length": 6,

@@ -47,6 +47,55 @@ Why
     model; its alignment heatmap is typed in by hand. Here the models are trained and the
     alignments are the learned weights.
 
+Result (default run, seed 0, 2 shared CPU cores, float32; 1130 s; numbers in ``metrics.json``)
+    Parameters (budget: Bahdanau, e = 32, h = 32): reversal 58,861 (bottleneck 59,927 with
+    h = 43, Luong dot 57,549 / general 58,319 / concat 58,745, Transformer 67,973 with d = 40,
+    2 + 2 layers); translation 67,636 (bottleneck 68,236, Luong 69,136 / 66,676 / 67,178,
+    Transformer 72,692). Exact-match accuracy, greedy decoding (beam 4 within 0.05 of it except
+    where noted), 48 held-out sources per length, after 1000 steps of batch 32:
+
+    ==============  ====  ====  ====  ====  ====  ====  ====
+    reversal        5     10    20    30    40    50    60
+    ==============  ====  ====  ====  ====  ====  ====  ====
+    bottleneck      0.65  0.00  0.00  0.00  0.00  0.00  0.00
+    Bahdanau        1.00  0.98  1.00  0.92  0.98  0.83  0.33 (beam 0.44)
+    Luong dot       1.00  1.00  1.00  0.98  0.98  0.90  0.90
+    Luong general   1.00  1.00  0.98  0.96  1.00  0.92  0.96
+    Luong concat    0.96  1.00  1.00  1.00  1.00  1.00  0.90 (beam 0.98)
+    Transformer     0.19  0.52  0.23  0.04  0.00  0.00  0.00
+    ==============  ====  ====  ====  ====  ====  ====  ====
+
+    ==============  ====  ====  ====  ====  ====  ====  ====  ===========
+    translation     5     10    20    30    40    50    60    BLEU 5 / 60
+    ==============  ====  ====  ====  ====  ====  ====  ====  ===========
+    bottleneck      0.00  0.00  0.00  0.00  0.00  0.00  0.00  1.1 / 2.9
+    Bahdanau        0.29  0.19  0.15  0.04  0.04  0.02  0.00  72.1 / 81.4
+    Luong dot       1.00  0.98  1.00  1.00  1.00  0.94  0.81  100 / 98.5
+    Luong general   1.00  0.98  1.00  1.00  0.98  0.98  0.88  100 / 98.4
+    Luong concat    1.00  1.00  0.96  0.92  0.81  0.71  0.25  100 / 83.3
+    Transformer     0.96  0.94  0.75  0.54  0.27  0.06  0.00  97.7 / 75.8
+    ==============  ====  ====  ====  ====  ====  ====  ====  ===========
+
+    At 1000 steps the bottleneck model is below every recurrent attention model at *every*
+    length, 5 included (reversal 0.65 against 1.00; translation 0.00 against 1.00); with 4x the
+    steps (``--models bottleneck --steps 4000``, 231 s) it reaches 1.00 / 0.52 / 0.06 / 0.00 at
+    reversal lengths 5 / 10 / 15 / 20 and 0.75 / 0.15 / 0.00 on translation at 5 / 10 / 15 (BLEU
+    91 / 63 / 15, then about 11 to length 60), while Luong general holds 0.88 or more to length
+    60 on both tasks. That is the shape of Bahdanau et al. 2015, Fig. 2 (the fixed-vector model
+    falls with length, attention holds), but at this size (an 86-unit decoder state) the fall
+    comes by length 10 to 15, not the paper's 20 to 30 words. Not the textbook's picture: the
+    Bahdanau (additive) model learns the translation task far more slowly than the Luong models
+    (train loss 0.24 against 0.01 at step 1000: BLEU 72 to 90 but few exact sentences), and the
+    Transformer at this budget (d = 40, 1000 steps) is the weakest attention model, unconverged
+    on reversal (train loss 0.53). Alignments: every recurrent attention model learns the
+    anti-diagonal on reversal, Luong general and concat on the exact mirror (argmax on
+    ``s - 1 - i`` for 99 to 100% of steps at every length), Bahdanau and Luong dot shifted by one
+    (step ``i`` attends ``s - i``, the token just fed in, whose bidirectional state also holds its
+    neighbour), so their exact-mirror fraction is 0.02 to 0.25; on translation the heatmaps show
+    the verb-final reordering. Attention entropy grows with length for every model but stays far
+    below uniform (``log s``, 4.1 nats at 60): reversal at 60 from 0.21 (Luong general) to 1.43
+    nats (Luong concat).
+
 Run::
 
     python -m experiments.bottleneck                    # default: 6 models x 2 tasks (see the timings)
@@ -346,19 +395,23 @@ def words_until_eos(row: np.ndarray) -> list[str]:
     return out
 
 
-def attention_stats(weights: np.ndarray, src_lengths: np.ndarray, tgt_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per example the mean attention entropy (nats, over the target steps up to EOS) and the
+def attention_stats(weights: np.ndarray, src_lengths: np.ndarray,
+                    tgt_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per example the mean attention entropy (nats, over the target steps up to EOS), the
     fraction of target steps ``i < s`` whose largest weight is on source position ``s - 1 - i``
-    (the reversal alignment)."""
+    (the reversal alignment), and the fraction whose largest weight is within one position of it
+    (a bidirectional encoder state also holds its neighbours' tokens, so an alignment shifted by
+    one decodes as well)."""
     n, t, _ = weights.shape
-    entropy, mirrored = np.zeros(n), np.zeros(n)
+    entropy, mirrored, near = np.zeros(n), np.zeros(n), np.zeros(n)
     for k in range(n):
         a = weights[k, :tgt_lengths[k], :src_lengths[k]].astype(np.float64)
         entropy[k] = float(np.mean(-(a * np.log(np.where(a > 0, a, 1.0))).sum(-1)))
         s = int(src_lengths[k])
         steps = min(s, tgt_lengths[k])
-        mirrored[k] = float(np.mean(np.argmax(a[:steps], -1) == s - 1 - np.arange(steps)))
-    return entropy, mirrored
+        offset = np.argmax(a[:steps], -1) - (s - 1 - np.arange(steps))
+        mirrored[k], near[k] = float(np.mean(offset == 0)), float(np.mean(np.abs(offset) <= 1))
+    return entropy, mirrored, near
 
 
 def evaluate(model: str, task: str, params, graphdef, rest, test: dict, config: Config) -> dict[str, Any]:
@@ -385,13 +438,14 @@ def evaluate(model: str, task: str, params, graphdef, rest, test: dict, config: 
         _, weights = jax.jit(lambda s, l, y: m(s, l, y, return_attention=True))(
             test["src"], lengths, test["tgt_in"])
         weights = np.asarray(weights)
-        entropy, mirrored = attention_stats(weights, lengths, test["tgt_lengths"])
+        entropy, mirrored, near = attention_stats(weights, lengths, test["tgt_lengths"])
         out["attention"] = {}
         for length in config.eval_lengths:
             idx = lengths == length
             row = {"entropy": float(entropy[idx].mean()), "uniform_entropy": math.log(length)}
             if task == "reversal":
                 row["mirrored_argmax"] = float(mirrored[idx].mean())
+                row["mirrored_argmax_within_1"] = float(near[idx].mean())
             out["attention"][str(length)] = row
         out["heatmaps"] = {}
         for length in config.heatmap_lengths:

@@ -111,13 +111,21 @@ def test_attention_stats_by_hand():
     for i in range(s):
         mirror[0, i, s - 1 - i] = 1.0
     mirror[0, 4, :s] = 0.25  # the EOS step: uniform, entropy log 4
-    entropy, mirrored = bn.attention_stats(mirror, np.array([s]), np.array([5]))
+    entropy, mirrored, near = bn.attention_stats(mirror, np.array([s]), np.array([5]))
     assert entropy[0] == pytest.approx(math.log(4) / 5)
-    assert mirrored[0] == 1.0
+    assert mirrored[0] == near[0] == 1.0
+    # what Bahdanau and Luong-dot models learn: step i >= 1 attends s - i, the position of the
+    # token just fed in, one to the right of the mirror
+    shifted = np.zeros((1, 5, 6))
+    for i in range(s):
+        shifted[0, i, s - max(i, 1)] = 1.0
+    _, mirrored, near = bn.attention_stats(shifted, np.array([s]), np.array([5]))
+    assert mirrored[0] == 0.25 and near[0] == 1.0
     uniform = np.full((1, 5, 6), 0.25)
-    entropy, mirrored = bn.attention_stats(uniform, np.array([s]), np.array([5]))
+    entropy, mirrored, near = bn.attention_stats(uniform, np.array([s]), np.array([5]))
     assert entropy[0] == pytest.approx(math.log(4))
     assert mirrored[0] == 0.25  # argmax of a tie is position 0, the mirror of step 3 only
+    assert near[0] == 0.5  # ... and within one of the mirrors of steps 2 and 3
 
 
 def test_default_models_share_the_parameter_budget():

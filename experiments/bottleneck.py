@@ -91,7 +91,10 @@ Result (default run, seed 0, 2 shared CPU cores, float32; 1130 s; numbers in ``m
     anti-diagonal on reversal, Luong general and concat on the exact mirror (argmax on
     ``s - 1 - i`` for 99 to 100% of steps at every length), Bahdanau and Luong dot shifted by one
     (step ``i`` attends ``s - i``, the token just fed in, whose bidirectional state also holds its
-    neighbour), so their exact-mirror fraction is 0.02 to 0.25; on translation the heatmaps show
+    neighbour), so their exact-mirror fraction is 0.02 to 0.25 but the argmax is within one
+    position of the mirror for 99 to 100% of steps at every length (measured by rerunning the two
+    models, ``--models bahdanau,luong_dot --tasks reversal``: the same accuracies to the last
+    digit, as the seeds promise); on translation the heatmaps show
     the verb-final reordering. Attention entropy grows with length for every model but stays far
     below uniform (``log s``, 4.1 nats at 60): reversal at 60 from 0.21 (Luong general) to 1.43
     nats (Luong concat).

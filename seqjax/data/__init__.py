@@ -1,12 +1,15 @@
 """Data: synthetic tasks, tokenizers, batching/padding, and corpora shipped by installed packages.
 
-``synthetic`` (exact task generators, JAX), ``tokenizers`` (character, word and BPE, pure
+``synthetic`` (exact task generators, JAX), ``reorder_translation`` (a synchronous-grammar
+translation task with reordering, pure Python), ``tokenizers`` (character, word and BPE, pure
 Python), ``batching`` (padding, length bucketing, stream windows for stateful training; NumPy) and
 ``corpora`` (text read from files that installed packages ship; gensim is an optional extra).
 """
 
 from seqjax.data.batching import StreamBatches, bucket_by_length, bucketed_batches, pad_sequences, stream_batches
 from seqjax.data.corpora import MissingOptionalDependency, available_corpora, load_text, split_held_out
+from seqjax.data.reorder_translation import sample_pair as reorder_translation_pair
+from seqjax.data.reorder_translation import sample_pairs as reorder_translation_pairs
 from seqjax.data.synthetic import (
     COPY_VOCAB,
     adding_baseline_mse,
@@ -41,6 +44,8 @@ __all__ = [
     "load_tokenizer",
     "noisy_sines",
     "pad_sequences",
+    "reorder_translation_pair",
+    "reorder_translation_pairs",
     "sequence_reversal",
     "split_held_out",
     "stream_batches",

@@ -1,6 +1,6 @@
 """Data: synthetic tasks, tokenizers, batching/padding, and corpora shipped by installed packages.
 
-``synthetic`` (exact task generators, JAX), ``reorder_translation`` (a synchronous-grammar
+``synthetic`` (exact task generators, JAX), ``precedence`` (does token A come before token B?), ``reorder_translation`` (a synchronous-grammar
 translation task with reordering, pure Python), ``tokenizers`` (character, word and BPE, pure
 Python), ``batching`` (padding, length bucketing, stream windows for stateful training; NumPy) and
 ``corpora`` (text read from files that installed packages ship; gensim is an optional extra).
@@ -8,6 +8,7 @@ Python), ``batching`` (padding, length bucketing, stream windows for stateful tr
 
 from seqjax.data.batching import StreamBatches, bucket_by_length, bucketed_batches, pad_sequences, stream_batches
 from seqjax.data.corpora import MissingOptionalDependency, available_corpora, load_text, split_held_out
+from seqjax.data.precedence import precedence_task, swap_tokens
 from seqjax.data.reorder_translation import sample_pair as reorder_translation_pair
 from seqjax.data.reorder_translation import sample_pairs as reorder_translation_pairs
 from seqjax.data.synthetic import (
@@ -44,9 +45,11 @@ __all__ = [
     "load_tokenizer",
     "noisy_sines",
     "pad_sequences",
+    "precedence_task",
     "reorder_translation_pair",
     "reorder_translation_pairs",
     "sequence_reversal",
     "split_held_out",
     "stream_batches",
+    "swap_tokens",
 ]

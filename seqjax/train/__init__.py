@@ -7,6 +7,7 @@ Each module is one idea, small enough to read at once::
     losses.py          masked cross-entropy with label smoothing, MSE, bits per character
     schedules.py       inverse-sqrt (Transformer) warmup, warmup + linear/cosine decay
     clipping.py        global-norm, value, AGC and running-average-norm clipping
+    metrics.py         corpus BLEU (Papineni et al. 2002; sacreBLEU's defaults)
     optim.py           AdamW with a decay mask by parameter role, per-group learning rates, freezing
     early_stopping.py  patience / min_delta as a pure function
     checkpoint.py      Orbax checkpoints: bit-exact resume, manifests, corrupt-file fallback
@@ -36,6 +37,7 @@ from seqjax.train.clipping import (
     make_clipping,
 )
 from seqjax.train.early_stopping import EarlyStopping, early_stopping
+from seqjax.train.metrics import corpus_bleu
 from seqjax.train.losses import bits_per_character, cross_entropy, mse, perplexity, smoothed_targets
 from seqjax.train.optim import (
     adamw,
@@ -63,7 +65,7 @@ from seqjax.train.step import (
 
 __all__ = [
     "Checkpointer", "EarlyStopping", "Restored", "adamw", "adaptive_clip", "batch_sharding",
-    "bits_per_character", "cast_floating", "clip_by_global_norm", "clip_by_value", "cross_entropy",
+    "bits_per_character", "cast_floating", "corpus_bleu", "clip_by_global_norm", "clip_by_value", "cross_entropy",
     "data_mesh", "decay_mask", "discriminative", "early_stopping", "ema_norm_clip",
     "inverse_sqrt_warmup", "make_clipping", "make_eval_step", "make_train_step", "module_loss",
     "mse", "multi_group", "param_paths", "param_role", "path_labels", "perplexity", "replicate", "replicated",

@@ -477,16 +477,9 @@ def train_one(index: int, runs, config: Config, run_dir: RunDir, bar, ckpt: RunC
     optimizer = optax.chain(clip_by_global_norm(config.clip_norm),
                             optax.adam(warmup_cosine_decay(config.learning_rate, config.warmup_steps, config.steps)))
     step = make_train_step(module_loss(graphdef, make_loss(model), rest), optimizer)
-    current = sweep["current"]
-    if current is None:
-        current = {"run": index, "step": 0, "losses": [], "wall_s": 0.0}
-        params, opt_state = init, optimizer.init(init)
-    else:
-        if current["run"] != index:
-            raise ValueError(f"the checkpoint is inside run {current['run']}, expected run {index}.")
-        state = ckpt.state({"params": init, "opt_state": optimizer.init(init)})
-        params, opt_state = state["params"], state["opt_state"]
-    sweep["current"] = current
+    current, state = ckpt.sweep_run(sweep, index, {"params": init, "opt_state": optimizer.init(init)},
+                                    lambda: {"run": index, "step": 0, "losses": [], "wall_s": 0.0})
+    params, opt_state = state["params"], state["opt_state"]
     started, wall_before = time.perf_counter(), current["wall_s"]
     batches = None
     for k in range(current["step"], config.steps):

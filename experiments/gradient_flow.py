@@ -476,16 +476,10 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
                 return out
 
             fresh = init_model(cell, jax.random.fold_in(init_key, s), config.hidden, radius)
-            current = sweep["current"]
-            if current is None:
-                current = {"run": index, "step": 0, "init": record(fresh), "losses": []}
-                params, opt_state = fresh, optimizer.init(fresh)
-            else:
-                if current["run"] != index:
-                    raise ValueError(f"the checkpoint is inside run {current['run']}, expected run {index}.")
-                state = ckpt.state({"params": fresh, "opt_state": optimizer.init(fresh)})
-                params, opt_state = state["params"], state["opt_state"]
-            sweep["current"] = current
+            current, state = ckpt.sweep_run(
+                sweep, index, {"params": fresh, "opt_state": optimizer.init(fresh)},
+                lambda: {"run": index, "step": 0, "init": record(fresh), "losses": []})
+            params, opt_state = state["params"], state["opt_state"]
 
             for start in range(current["step"], config.train_steps, chunk):
                 window = slice(start, start + chunk)

@@ -445,16 +445,10 @@ def train_one(index: int, runs: list, test: tuple, config: Config, run_dir: RunD
     train_key = task_key(config.seed, task, lag, "train")
     eval_at = set(eval_steps(config))
 
-    current = sweep["current"]
-    if current is None:
-        current = {"run": index, "step": 0, "losses": [], "evals": [], "wall_s": 0.0, "compile_s": None}
-        params, opt_state = init, optimizer.init(init)
-    else:
-        if current["run"] != index:
-            raise ValueError(f"the checkpoint is inside run {current['run']}, expected run {index}.")
-        state = ckpt.state({"params": init, "opt_state": optimizer.init(init)})
-        params, opt_state = state["params"], state["opt_state"]
-    sweep["current"] = current
+    current, state = ckpt.sweep_run(
+        sweep, index, {"params": init, "opt_state": optimizer.init(init)},
+        lambda: {"run": index, "step": 0, "losses": [], "evals": [], "wall_s": 0.0, "compile_s": None})
+    params, opt_state = state["params"], state["opt_state"]
     started, wall_before = time.perf_counter(), current["wall_s"]
     last_run = index == len(runs) - 1
 

@@ -61,7 +61,7 @@ Example::
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from seqjax import _checks
 from seqjax.experiment.lossless_json import decode, encode
@@ -123,6 +123,25 @@ class RunCheckpoints:
         if self._restored is None:
             raise RuntimeError("state() needs a checkpoint: call restore() first (it returned None?).")
         return self._checkpointer.restore(template, self._restored).state
+
+    def sweep_run(self, sweep: dict, index: int, template: Any, start: Callable[[], dict]) -> tuple[dict, Any]:
+        """Enter run ``index`` of a sweep whose progress ``sweep["current"]`` is None (a fresh
+        run) or the progress of the run a killed session was inside.
+
+        Returns ``(current, state)``: for a fresh run ``start()`` and ``template``; for the
+        interrupted one its saved progress and the checkpoint's state in ``template``'s
+        structure. ``sweep["current"]`` is set to ``current``. A checkpoint inside another run
+        than ``index`` is refused (the sweep's order changed).
+        """
+        current = sweep["current"]
+        if current is None:
+            current, state = start(), template
+        else:
+            if current["run"] != index:
+                raise ValueError(f"the checkpoint is inside run {current['run']}, expected run {index}.")
+            state = self.state(template)
+        sweep["current"] = current
+        return current, state
 
     def due(self, step: int) -> bool:
         """Whether :meth:`save` at ``step`` would save (without ``force``)."""

@@ -20,6 +20,8 @@ Two sources:
   :func:`simlex999`           SimLex-999 word pairs with mean human similarity (0-10)
   :func:`analogy_questions`   Mikolov et al.'s analogy questions ("Athens Greece Baghdad Iraq"),
                               by section
+  :func:`wikipedia_excerpt`   106 English Wikipedia articles (Anarchism, Autism, ...; 480k words)
+                              as plain text, from gensim's shortened ``enwiki`` dump
   ==========================  ================================================================
 
 * **Python's own documentation** (:func:`python_docs`): the text of the language reference
@@ -40,7 +42,11 @@ Example::
 
 from __future__ import annotations
 
+import bz2
+import functools
+import html
 import importlib.util
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -58,6 +64,7 @@ __all__ = [
     "simlex999",
     "split_held_out",
     "text8_excerpt",
+    "wikipedia_excerpt",
     "wordsim353",
 ]
 
@@ -132,6 +139,51 @@ def text8_excerpt() -> list[str]:
     return [line.strip() for line in _read("head500.noblanks.cor").splitlines() if line.strip()]
 
 
+WIKIPEDIA_DUMP = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+
+_PAGE = re.compile(r"<page>(.*?)</page>", re.S)
+_TITLE = re.compile(r"<title>(.*?)</title>")
+_TEXT = re.compile(r"<text[^>]*>(.*?)</text>", re.S)
+_HEADING = re.compile(r"^\s*=+\s*(.*?)\s*=+\s*$", re.M)
+_EMPHASIS = re.compile(r"'{2,}")
+_BLANK_LINES = re.compile(r"\n\s*\n+")
+_SPACES = re.compile(r"[ \t]+")
+
+
+@functools.lru_cache(maxsize=1)
+def _wikipedia_articles() -> tuple[tuple[str, str], ...]:
+    from gensim.corpora.wikicorpus import filter_wiki  # the markup stripper people use
+
+    raw = bz2.open(gensim_test_data(WIKIPEDIA_DUMP), "rt", encoding="utf-8").read()
+    articles = []
+    for page in _PAGE.findall(raw):
+        title, body = _TITLE.search(page), _TEXT.search(page)
+        if title is None or body is None or body.group(1).lstrip().lower().startswith("#redirect"):
+            continue
+        text = filter_wiki(html.unescape(body.group(1)))
+        text = _HEADING.sub(r"\1", _EMPHASIS.sub("", text))  # headings stay as their own line
+        text = _BLANK_LINES.sub("\n", _SPACES.sub(" ", text))
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if lines:
+            articles.append((html.unescape(title.group(1)), "\n".join(lines)))
+    return tuple(articles)
+
+
+def wikipedia_excerpt() -> list[tuple[str, str]]:
+    """``(title, text)`` for the 106 articles of the shortened English Wikipedia dump that gensim
+    ships (``enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2``; redirects
+    dropped), about 480k words of mixed-case prose with punctuation.
+
+    The wiki markup is stripped by gensim's ``filter_wiki`` (links keep their text, templates,
+    tables, references and files go); bold/italic quotes are removed, a section heading
+    ``== History ==`` becomes the line ``History``, and runs of blank lines and spaces collapse,
+    so each line is a paragraph or a heading. Parsing takes a few seconds; the result is cached
+    for the process. Needs gensim (``pip install 'seqjax[corpora]'``).
+    """
+    gensim_test_data(WIKIPEDIA_DUMP)  # the clear error when gensim is missing
+    return list(_wikipedia_articles())
+
+
 def _word_pairs(filename: str) -> list[tuple[str, str, float]]:
     out = []
     for line in _read(filename).splitlines():
@@ -202,6 +254,10 @@ CORPORA: dict[str, tuple[Callable[[], str], bool, str]] = {
     "text8_excerpt": (
         lambda: "\n".join(text8_excerpt()) + "\n", True,
         "start of text8, stemmed, as gensim's test data ships it",
+    ),
+    "wikipedia": (
+        lambda: "\n\n".join(text for _, text in wikipedia_excerpt()) + "\n", True,
+        "106 English Wikipedia articles, plain text (gensim test data)",
     ),
     "python_docs": (python_docs, False, "CPython's reference-manual topics (pydoc_data.topics)"),
 }

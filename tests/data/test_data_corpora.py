@@ -89,3 +89,17 @@ def test_gensim_plain_text_corpora(gensim_data):
     assert set(corpora.available_corpora()) == set(corpora.CORPORA)
     with pytest.raises(FileNotFoundError, match="does not ship"):
         corpora.gensim_test_data("no-such-file.txt")
+
+
+def test_wikipedia_excerpt_is_plain_text(gensim_data):
+    articles = corpora.wikipedia_excerpt()
+    assert len(articles) == 106
+    titles = [title for title, _ in articles]
+    assert titles[0] == "Anarchism" and len(set(titles)) == len(titles)
+    text = "\n".join(body for _, body in articles)
+    assert 450_000 < len(text.split()) < 500_000
+    # No markup left: no templates, links, bold quotes, headings' equals signs or XML entities.
+    for marker in ("{{", "[[", "'''", "==", "&amp;", "&quot;", "<ref"):
+        assert marker not in text, marker
+    assert articles[0][1].startswith("Anarchism is a political philosophy")
+    assert corpora.load_text("wikipedia").count("\n\n") == len(articles) - 1

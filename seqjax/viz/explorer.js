@@ -33,15 +33,17 @@ function seqjaxExplorer(root) {
     if (!block) return Promise.resolve(null);
     return Promise.all([inflate(b64bytes(block.data)), inflate(b64bytes(block.lo)),
                         inflate(b64bytes(block.step))]).then(function (p) {
-      var shape = block.shape, n = shape[shape.length - 1];
-      return { shape: shape, n: n, codes: p[0],
+      var shape = block.shape, n = shape[shape.length - 1], rps = 1;
+      // Rows sharing one (lo, step): a whole [t, s] matrix when scale_axes = 2.
+      for (var i = shape.length - (block.scale_axes || 1); i < shape.length - 1; i++) rps *= shape[i];
+      return { shape: shape, n: n, rps: rps, codes: p[0],
                lo: new Float32Array(p[1].buffer, 0, p[1].length / 4),
                step: new Float32Array(p[2].buffer, 0, p[2].length / 4) };
     });
   }
   // Row r of a decoded block into a Float32Array (dequantised).
   function row(a, r, out) {
-    var n = a.n, lo = a.lo[r], st = a.step[r], off = r * n, c = a.codes;
+    var n = a.n, g = Math.floor(r / a.rps), lo = a.lo[g], st = a.step[g], off = r * n, c = a.codes;
     out = out || new Float32Array(n);
     for (var k = 0; k < n; k++) out[k] = lo + c[off + k] * st;
     return out;
@@ -92,7 +94,7 @@ function seqjaxExplorer(root) {
       jobs.push(decodeBlock(s.values).then(function (a) { s.V = a; }));
       jobs.push(decodeBlock(s.gates).then(function (a) { s.G = a; }));
     });
-    return Promise.all(jobs).then(build);
+    return Promise.all(jobs).then(function () { api.decodedAt = performance.now(); build(); });
   }
 
   // ---------------------------------------------------------------- layout
@@ -186,7 +188,7 @@ function seqjaxExplorer(root) {
     ui.matrixCanvas = el("canvas", { "class": "sqx-matrix-canvas" });
     ui.grid = el("div", { "class": "sqx-grid" });
     el("div", { "class": "sqx-note" }, ui.attn,
-       "Weights quantised to " + data.levels + " levels per row (" + data.levels + " = the row's largest weight). Colour scales: matrix and thumbnails are normalised to their own maximum; head-view line opacity is the weight.");
+       "Weights quantised to " + data.levels + " levels per row (" + data.levels + " = the row's largest weight). Colour scales: the matrix is normalised to its maximum, a thumbnail shows the square root of weight / its maximum (faint patterns stay visible); head-view line opacity is the weight.");
     ui.headCanvas.addEventListener("mousemove", headHover);
     ui.headCanvas.addEventListener("mouseleave", function () { if (st.hover) { st.hover = null; drawAttention(); } });
     ui.matrixCanvas.addEventListener("mousemove", matrixHover);
@@ -274,6 +276,7 @@ function seqjaxExplorer(root) {
     if (st.view === "head") { ui.main.appendChild(ui.headCanvas); drawHead(); }
     else if (st.view === "matrix") { ui.main.appendChild(ui.matrixCanvas); drawMatrix(); }
     else { ui.main.appendChild(ui.grid); drawModel(); }
+    if (st.view !== "model" && !api.rendered) flush(st.view === "head" ? ui.headCanvas : ui.matrixCanvas);
     if (!st.hover) ui.status.textContent = s.name + " (" + s.kind + "): " + s.layers + " layers \u00d7 " + s.heads + " heads, " + s.t + " queries \u00d7 " + s.s + " keys";
     markRendered();
   }
@@ -294,12 +297,16 @@ function seqjaxExplorer(root) {
     return { sh: sh, lw: lw, rowH: rowH, top: top, x1: x1, x2: x2, pad: pad,
              w: x2 + 6 + lw + pad, h: top + n * rowH + 8 };
   }
-  // Calls fn(x1, y1, x2, y2, weight, color) for every line of the head view, with its pruning.
+  // Calls fn(x1, y1, x2, y2, weight, color) for every line of the head view. Lines below minW
+  // are invisible and skipped; without a hovered token at most LINE_BUDGET lines are drawn (the
+  // strongest per query and head), so 16 heads x 512 x 512 stays interactive.
+  var LINE_BUDGET = 20000;
   function forEachLine(g, fn) {
     var s = cur(), hov = st.hover, sq = g.sh.q, sk = g.sh.k;
     var heads = st.rollout && s.R ? [-1] : selectedHeads();
     var minW = hov ? 0.002 : 0.01;
-    var tmp = new Float32Array(s.s), a, b, q, k, r, w;
+    var cap = hov ? Infinity : Math.max(2, Math.floor(LINE_BUDGET / Math.max(1, heads.length * sq.length)));
+    var tmp = new Float32Array(s.s), a, b, q, k, r, w, capped = false;
     var kpos = new Int32Array(s.s).fill(-1);
     for (b = 0; b < sk.length; b++) kpos[sk[b]] = b;
     heads.forEach(function (h) {
@@ -309,16 +316,25 @@ function seqjaxExplorer(root) {
         if (hov && hov.side === "query" && hov.index !== q) continue;
         r = h < 0 ? st.layer * s.t + q : (st.layer * s.heads + h) * s.t + q;
         row(h < 0 ? s.R : s.W, r, tmp);
-        var ya = g.top + (a + 0.5) * g.rowH;
+        var ya = g.top + (a + 0.5) * g.rowH, keep = [];
         for (k = 0; k < s.s; k++) {
           w = tmp[k];
           if (w < minW || kpos[k] < 0) continue;
           if (s.kind === "causal" && k > q) continue;
           if (hov && hov.side === "key" && hov.index !== k) continue;
-          fn(g.x1, ya, g.x2, g.top + (kpos[k] + 0.5) * g.rowH, w, color);
+          keep.push(k);
+        }
+        if (keep.length > cap) {
+          keep.sort(function (x, y) { return tmp[y] - tmp[x]; });
+          keep.length = cap; capped = true;
+        }
+        for (b = 0; b < keep.length; b++) {
+          k = keep[b];
+          fn(g.x1, ya, g.x2, g.top + (kpos[k] + 0.5) * g.rowH, tmp[k], color);
         }
       }
     });
+    st.linesCapped = capped ? cap : 0;
   }
   function labelStep(rowH) { return rowH >= 9 ? 1 : Math.ceil(9 / rowH); }
   function drawHead() {
@@ -326,7 +342,7 @@ function seqjaxExplorer(root) {
     var ctx = sizeCanvas(ui.headCanvas, g.w, g.h);
     ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, g.w, g.h);
     ctx.font = FONT; ctx.textBaseline = "middle"; ctx.fillStyle = "#333";
-    ctx.fillText((st.rollout && s.R ? "rollout to layer " + st.layer : "layer " + st.layer) + (s.kind === "causal" ? "  (causal)" : ""), g.pad, 12);
+    var caption = (st.rollout && s.R ? "rollout to layer " + st.layer : "layer " + st.layer) + (s.kind === "causal" ? "  (causal)" : "");
     // Key shading while a query is hovered: the mean weight of the drawn heads.
     var hov = st.hover, shade = null, heads = st.rollout && s.R ? [-1] : selectedHeads();
     if (hov) {
@@ -353,7 +369,10 @@ function seqjaxExplorer(root) {
       var b = Math.min(NB - 1, Math.floor(w * NB)), key = color.join(",") + "|" + b;
       (groups[key] = groups[key] || { color: color, b: b, pts: [] }).pts.push(x1, y1, x2, y2);
     });
-    ctx.lineWidth = g.rowH >= 9 ? 1.6 : 1;
+    // Hairlines: Skia strokes a path of many wide segments far more slowly than 1px lines.
+    ctx.lineWidth = 1;
+    ctx.fillStyle = "#333"; ctx.font = FONT; ctx.textAlign = "left";
+    ctx.fillText(caption + (st.linesCapped ? "  (the " + st.linesCapped + " strongest lines per query and head; hover a token for all)" : ""), g.pad, 12);
     for (var key in groups) {
       var gr = groups[key], p = gr.pts;
       ctx.strokeStyle = rgb(gr.color, Math.min(1, (gr.b + 0.5) / NB + 0.04));
@@ -519,7 +538,9 @@ function seqjaxExplorer(root) {
     }
     work();
   }
-  // A thumbnail: block-max pooling of the head's matrix to at most px x px cells.
+  // A thumbnail: block-max pooling of the head's matrix to at most px x px cells. One (lo = 0,
+  // step) scales a whole matrix and a thumbnail is normalised to its own maximum, so the pooling
+  // runs on the uint8 codes directly.
   function paintThumb(job, s, sh, px, key) {
     var ck = key + "|" + job.l + "|" + job.h, cached = thumbCache[ck];
     var nq = sh.q.length, nk = sh.k.length;
@@ -527,18 +548,20 @@ function seqjaxExplorer(root) {
     job.cv.width = rk; job.cv.height = rq;
     var ctx = job.cv.getContext("2d");
     if (cached) { ctx.putImageData(cached, 0, 0); return; }
-    var pool = new Float32Array(rq * rk), tmp = new Float32Array(s.s), a, b, k, q, r, v, vmax = 0;
+    var A = job.h < 0 ? s.R : s.W, codes = A.codes, n = A.n;
+    var pool = new Uint8Array(rq * rk), colOf = new Int32Array(nk), a, b, q, r, v, off, vmax = 0;
+    var causal = s.kind === "causal";
+    for (b = 0; b < nk; b++) colOf[b] = Math.floor(b * rk / nk);
     for (a = 0; a < nq; a++) {
       q = sh.q[a];
       r = job.h < 0 ? job.l * s.t + q : (job.l * s.heads + job.h) * s.t + q;
-      row(job.h < 0 ? s.R : s.W, r, tmp);
-      var ra = Math.floor(a * rq / nq);
+      off = r * n;
+      var base = Math.floor(a * rq / nq) * rk;
       for (b = 0; b < nk; b++) {
-        k = sh.k[b];
-        if (s.kind === "causal" && k > q) continue;
-        v = tmp[k];
-        var o = ra * rk + Math.floor(b * rk / nk);
-        if (v > pool[o]) pool[o] = v;
+        var k = sh.k[b];
+        if (causal && k > q) break;
+        v = codes[off + k];
+        if (v > pool[base + colOf[b]]) pool[base + colOf[b]] = v;
         if (v > vmax) vmax = v;
       }
     }
@@ -547,7 +570,7 @@ function seqjaxExplorer(root) {
     for (a = 0; a < rq; a++) for (b = 0; b < rk; b++) {
       var o2 = 4 * (a * rk + b);
       // Causal: the cells wholly above the diagonal stay transparent.
-      if (s.kind === "causal" && sh.q[Math.floor((a + 1) * nq / rq) - 1] < sh.k[Math.floor(b * nk / rk)]) continue;
+      if (causal && sh.q[Math.floor((a + 1) * nq / rq) - 1] < sh.k[Math.floor(b * nk / rk)]) continue;
       var c = cmap(color, Math.sqrt(pool[a * rk + b] / vmax));
       d[o2] = c[0]; d[o2 + 1] = c[1]; d[o2 + 2] = c[2]; d[o2 + 3] = 255;
     }
@@ -715,6 +738,7 @@ function seqjaxExplorer(root) {
     if (st.hoverStep !== null) {
       ctx.strokeStyle = "#000"; ctx.beginPath(); var xh = (st.hoverStep + 0.5) * W / vals.length; ctx.moveTo(xh, 0); ctx.lineTo(xh, H); ctx.stroke();
     }
+    if (!api.rendered) flush(ui.spark);
     if (st.hoverStep === null) ui.astatus.textContent = s.name + ": " + s.t + " steps \u00d7 " + s.units + " units" + (s.G ? ", " + s.gate_names.length + " gates" : "");
     markRendered();
   }
@@ -732,6 +756,9 @@ function seqjaxExplorer(root) {
   }
 
   // ---------------------------------------------------------------- lifecycle
+  // Reading a pixel makes the browser rasterise the canvas now, so "rendered" means drawn (once:
+  // repeated readbacks would make Chromium move the canvas to the CPU and warn).
+  function flush(c) { if (c.width && c.height) c.getContext("2d").getImageData(0, 0, 1, 1); }
   function markRendered() {
     if (api.rendered) return;
     api.rendered = true;

@@ -1,7 +1,7 @@
 """A self-contained, offline HTML explorer of attention weights and recurrent activations.
 
 One HTML file holds everything: the JavaScript and CSS inline, the data as one JSON object
-(arrays quantised per row, deflated, base64: :mod:`seqjax.viz.payload`). No CDN, no network, no
+(arrays quantised to ``uint8``, deflated, base64: :mod:`seqjax.viz.payload`). No CDN, no network, no
 require.js: it opens from ``file://``, in a plain browser, and in Jupyter classic and JupyterLab
 (display an :class:`Explorer`: its ``_repr_html_`` is an ``<iframe srcdoc>``, so each explorer
 has its own document, its own scripts and styles, and two in one notebook never collide).
@@ -43,7 +43,7 @@ Example:
     >>> html.startswith("<!DOCTYPE html>") and "http" not in html.split("<script")[0]
     True
     >>> data = read_explorer_data(html)
-    >>> bool(np.abs(data["attention"]["attention"]["weights"] - w).max() < 1 / 255)
+    >>> bool(np.abs(data["attention"]["attention"]["weights"] - w).max() <= 1 / 510 + 1e-7)
     True
 """
 
@@ -98,7 +98,7 @@ def _tokens(name: str, tokens: Any, expected: int, axis: str) -> list[str]:
 
 def _float_array(name: str, x: Any, ndim: int, layout: str) -> np.ndarray:
     try:
-        a = np.asarray(x, dtype=np.float64)
+        a = np.asarray(x, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be a numeric array with layout {layout}; {exc}") from None
     if a.ndim != ndim:
@@ -131,7 +131,7 @@ class AttentionSet:
     """One set of attention weights and its tokens, validated on construction.
 
     Attributes:
-        weights: ``[layers, heads, t, s]``, query rows summing to 1 (float64 after checks).
+        weights: ``[layers, heads, t, s]``, query rows summing to 1 (float32 after checks).
         tokens: the ``t`` query tokens.
         source_tokens: the ``s`` key tokens; ``None`` means ``tokens`` (self-attention).
         kind: ``"encoder"`` (bidirectional self-attention), ``"causal"`` (masked
@@ -303,16 +303,18 @@ def _payload(
     max_bytes: int | None,
     levels: int | None,
 ) -> dict:
-    arrays: list[np.ndarray] = []
+    # Attention: one scale per [t, s] matrix (what a heatmap normalises by); activations: one
+    # per unit's series over time, stored unit-major ([units, t], [gates, units, t]).
+    arrays: list[tuple[np.ndarray, int]] = []
     rollouts = {name: st.rollout for name, st in sets.items()}
     for name, st in sets.items():
-        arrays.append(st.weights)
+        arrays.append((st.weights, 2))
         if rollouts[name] is not None:
-            arrays.append(rollouts[name])
+            arrays.append((rollouts[name], 2))
     for tr in traces.values():
-        arrays.append(tr.activations.T)
+        arrays.append((tr.activations.T, 1))
         if tr.gates is not None:
-            arrays.append(tr.gates.transpose(1, 2, 0))
+            arrays.append((tr.gates.transpose(1, 2, 0), 1))
     if levels is None:
         levels = choose_levels(arrays, max_bytes)
     attention = []
@@ -329,8 +331,9 @@ def _payload(
             "source_tokens": st.source_tokens,
             "segment_ids": st.segment_ids,
             "source_segment_ids": st.source_segment_ids,
-            "weights": encode_array(st.weights, levels),
-            "rollout": None if rollouts[name] is None else encode_array(rollouts[name], levels),
+            "weights": encode_array(st.weights, levels, scale_axes=2),
+            "rollout": (None if rollouts[name] is None
+                        else encode_array(rollouts[name], levels, scale_axes=2)),
         })
     activation = []
     for name, tr in traces.items():
@@ -341,7 +344,6 @@ def _payload(
             "tokens": tr.tokens,
             "unit_names": tr.unit_names,
             "gate_names": tr.gate_names,
-            # Stored unit-major ([units, t], [gates, units, t]) so each unit is one row.
             "values": encode_array(tr.activations.T, levels),
             "gates": None if tr.gates is None else encode_array(tr.gates.transpose(1, 2, 0), levels),
         })

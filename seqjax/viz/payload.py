@@ -1,26 +1,29 @@
-"""The explorer's data format: validated arrays, quantised per row to ``uint8``, deflated, base64.
+"""The explorer's data format: arrays quantised to ``uint8`` per block, deflated, base64.
 
 The HTML explorer (:mod:`seqjax.viz.explorer`) carries its data as one JSON object. Each array
-is quantised along its last axis: a row ``x`` of length ``n`` is stored as integer codes
+is quantised in blocks of its last ``scale_axes`` axes (one attention matrix ``[t, s]`` per
+layer and head: ``scale_axes=2``; one unit's activations over time: ``scale_axes=1``). A block
+``x`` is stored as integer codes
 
-    q_k = round((x_k - lo) / step),   step = (max(x) - lo) / levels,   lo = min(min(x), 0)
+    q_k = round((x_k - lo) / step),   lo = min(min(x), 0),   step = (max(x, 0) - lo) / levels
 
-in ``[0, levels]`` (``uint8``) with ``lo`` and ``step`` per row (float32), so the dequantised
-value ``lo + q_k * step`` is within ``step / 2`` of ``x_k``. For attention rows (non-negative)
-``lo = 0`` and ``step = max_j w_j / levels``: a row's largest weight is exact to float32 and
-small weights keep their resolution relative to the row. The codes are compressed with zlib
-(the ``deflate`` format that browsers' ``DecompressionStream`` reads) and base64-encoded.
+in ``[0, levels]`` (``uint8``) with ``lo`` and ``step`` per block (float32), so the dequantised
+value ``lo + q_k * step`` is within ``step / 2`` of ``x_k``. For an attention matrix ``lo = 0``
+and ``step = max w / levels``: its largest weight is exact to float32 and every weight is within
+``max w / (2 levels)``, the resolution of a heatmap scaled to that maximum, which is how the
+explorer draws it. The codes are compressed with zlib (the ``deflate`` format that browsers'
+``DecompressionStream`` reads) and base64-encoded.
 
-``levels`` is chosen by :func:`choose_levels` as the largest of 255, 127, ..., 3 whose
-compressed payload fits a byte budget (a 12-layer x 12-head x 256-token input of near-uniform
-attention does not fit 5 MB at 255 levels; peaked attention does).
+``levels`` is chosen by :func:`choose_levels` as the largest of 255, 127, 63, 31, 15 whose
+compressed payload fits a byte budget; below 15 levels the budget gives way. (Dense attention
+does not compress much: 12 layers x 12 heads x 256 x 256 weights are 9.4 MB as ``uint8``.)
 
 Example:
     >>> import numpy as np
     >>> x = np.array([[0.1, 0.7, 0.2], [0.5, 0.5, 0.0]], np.float32)
     >>> block = encode_array(x, levels=255)
     >>> sorted(block)
-    ['data', 'levels', 'lo', 'shape', 'step']
+    ['data', 'levels', 'lo', 'scale_axes', 'shape', 'step']
     >>> bool(np.abs(decode_array(block) - x).max() <= 0.7 / 255 / 2 + 1e-7)
     True
 """
@@ -35,31 +38,51 @@ import numpy as np
 
 __all__ = ["LEVELS", "choose_levels", "decode_array", "encode_array", "quantize", "dequantize"]
 
-# Quantisation levels tried, finest first (codes are uint8, so 255 at most).
-LEVELS = (255, 127, 63, 31, 15, 7, 3)
+# Quantisation levels tried, finest first (codes are uint8, so 255 at most); below 15 levels
+# (4 bits) a heatmap bands visibly, so the budget gives way instead.
+LEVELS = (255, 127, 63, 31, 15)
 
 
-def quantize(x: np.ndarray, levels: int = 255) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Quantise ``x`` along its last axis: ``(codes uint8, lo [...], step [...])``.
+def quantize(
+    x: np.ndarray, levels: int = 255, *, scale_axes: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quantise ``x`` with one ``(lo, step)`` per block of its last ``scale_axes`` axes.
 
-    ``lo = min(min(x), 0)`` and ``step = (max(x) - lo) / levels`` per row (a constant row gets
-    ``step = 0`` where its values are all ``lo``, else ``lo = 0`` and ``step = x / levels``).
+    Returns ``(codes uint8 like x, lo, step)`` with ``lo``/``step`` of shape
+    ``x.shape[:-scale_axes]``: ``lo = min(min(block), 0)``, ``step = (max(block, 0) - lo) /
+    levels`` (an all-zero block gets ``step = 0``). Computed in float32, a block at a time in
+    chunks, so a 24 x 16 x 512 x 512 array needs little memory beyond its codes.
     """
     if not 1 <= int(levels) <= 255:
         raise ValueError(f"levels must be an integer in [1, 255]; got {levels!r}.")
-    x = np.asarray(x, np.float64)
-    lo = np.minimum(x.min(axis=-1), 0.0)
-    hi = np.maximum(x.max(axis=-1), 0.0)
-    step = (hi - lo) / levels
-    safe = np.where(step > 0, step, 1.0)
-    codes = np.rint((x - lo[..., None]) / safe[..., None])
-    codes = np.clip(codes, 0, levels).astype(np.uint8)
-    return codes, lo.astype(np.float32), step.astype(np.float32)
+    x = np.asarray(x, np.float32)
+    if not 1 <= scale_axes <= x.ndim:
+        raise ValueError(f"scale_axes must lie in [1, {x.ndim}]; got {scale_axes!r}.")
+    shape = x.shape
+    lead = shape[:x.ndim - scale_axes]
+    blocks = x.reshape(int(np.prod(lead, dtype=np.int64)), -1)
+    codes = np.empty(blocks.shape, np.uint8)
+    lo = np.empty(blocks.shape[0], np.float32)
+    step = np.empty(blocks.shape[0], np.float32)
+    chunk = max(1, (1 << 22) // max(1, blocks.shape[1]))
+    for i in range(0, blocks.shape[0], chunk):
+        r = blocks[i:i + chunk]
+        lo_c = np.minimum(r.min(axis=-1), 0.0)
+        step_c = (np.maximum(r.max(axis=-1), 0.0) - lo_c) / np.float32(levels)
+        safe = np.where(step_c > 0, step_c, np.float32(1.0))
+        q = np.rint((r - lo_c[:, None]) / safe[:, None])
+        codes[i:i + chunk] = np.clip(q, 0, levels)
+        lo[i:i + chunk] = lo_c
+        step[i:i + chunk] = step_c
+    return codes.reshape(shape), lo.reshape(lead), step.reshape(lead)
 
 
 def dequantize(codes: np.ndarray, lo: np.ndarray, step: np.ndarray) -> np.ndarray:
     """Invert :func:`quantize` (to within ``step / 2`` per entry), as float32."""
-    return (lo[..., None] + codes.astype(np.float32) * step[..., None]).astype(np.float32)
+    extra = (1,) * (codes.ndim - lo.ndim)
+    lo = lo.reshape(lo.shape + extra)
+    step = step.reshape(step.shape + extra)
+    return (lo + codes.astype(np.float32) * step).astype(np.float32)
 
 
 def _pack(a: np.ndarray) -> str:
@@ -71,16 +94,17 @@ def _unpack(text: str, dtype: Any, shape: Sequence[int]) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype).reshape(tuple(shape))
 
 
-def encode_array(x: np.ndarray, levels: int = 255) -> dict:
+def encode_array(x: np.ndarray, levels: int = 255, *, scale_axes: int = 1) -> dict:
     """One array as a JSON-able block: shape, levels, and base64(zlib) codes, lo and step.
 
     Codes are ``uint8`` in C order; ``lo`` and ``step`` are little-endian float32 of shape
-    ``x.shape[:-1]``.
+    ``x.shape[:-scale_axes]`` (see :func:`quantize`).
     """
-    codes, lo, step = quantize(x, levels)
+    codes, lo, step = quantize(x, levels, scale_axes=scale_axes)
     return {
         "shape": list(codes.shape),
         "levels": int(levels),
+        "scale_axes": int(scale_axes),
         "data": _pack(codes),
         "lo": _pack(lo.astype("<f4")),
         "step": _pack(step.astype("<f4")),
@@ -90,41 +114,47 @@ def encode_array(x: np.ndarray, levels: int = 255) -> dict:
 def decode_array(block: dict) -> np.ndarray:
     """Dequantise a block written by :func:`encode_array` (float32, ``block["shape"]``)."""
     shape = tuple(block["shape"])
+    lead = shape[:len(shape) - int(block.get("scale_axes", 1))]
     codes = _unpack(block["data"], np.uint8, shape)
-    lo = _unpack(block["lo"], "<f4", shape[:-1])
-    step = _unpack(block["step"], "<f4", shape[:-1])
+    lo = _unpack(block["lo"], "<f4", lead)
+    step = _unpack(block["step"], "<f4", lead)
     return dequantize(codes, lo, step)
 
 
-def _compressed_bytes(arrays: Sequence[np.ndarray], levels: int, sample_rows: int) -> float:
-    """Estimated base64 size of ``arrays`` at ``levels``, compressing at most ``sample_rows``."""
+def _compressed_bytes(arrays: Sequence[tuple[np.ndarray, int]], levels: int) -> float:
+    """Estimated base64 size of ``arrays`` at ``levels``, from a sample of their scale blocks."""
     total = 0.0
-    for a in arrays:
-        rows = a.reshape(-1, a.shape[-1]) if a.size else a.reshape(0, 1)
-        n = rows.shape[0]
-        if n == 0:
+    for a, scale_axes in arrays:
+        a = np.asarray(a, np.float32)
+        lead = a.shape[:a.ndim - scale_axes]
+        n = int(np.prod(lead, dtype=np.int64))
+        blocks = a.reshape(n, -1)
+        if blocks.size == 0:
             continue
-        stride = max(1, n // sample_rows)
-        sample = rows[::stride]
+        stride = max(1, (n * blocks.shape[1]) // (1 << 21))
+        sample = blocks[::stride] if stride < n else blocks[:1]
         codes, _, _ = quantize(sample, levels)
         packed = len(zlib.compress(codes.tobytes(), 6))
-        total += packed * (n / sample.shape[0]) * 4 / 3 + n * 8 * 4 / 3
+        total += (packed * (n / sample.shape[0]) + n * 8) * 4 / 3
     return total
 
 
 def choose_levels(
-    arrays: Sequence[np.ndarray], max_bytes: int | None, *, levels: Sequence[int] = LEVELS
+    arrays: Sequence[tuple[np.ndarray, int]], max_bytes: int | None, *,
+    levels: Sequence[int] = LEVELS,
 ) -> int:
     """The largest entry of ``levels`` whose estimated encoded size of ``arrays`` fits ``max_bytes``.
 
-    The size is estimated by compressing an evenly spaced sample of rows (about 4096 per
-    array). ``max_bytes=None`` returns ``levels[0]``; if nothing fits, the coarsest is returned.
+    ``arrays`` are ``(array, scale_axes)`` pairs as given to :func:`encode_array`. The size is
+    estimated by compressing an evenly spaced sample of scale blocks (about 2M entries per
+    array). ``max_bytes=None`` returns ``levels[0]``; if nothing fits, the coarsest entry is
+    returned (and the file exceeds the budget).
     """
     if max_bytes is None:
         return int(levels[0])
     if int(max_bytes) <= 0:
         raise ValueError(f"max_bytes must be a positive number of bytes or None; got {max_bytes!r}.")
     for lv in levels:
-        if _compressed_bytes(arrays, lv, 4096) <= max_bytes:
+        if _compressed_bytes(arrays, lv) <= max_bytes:
             return int(lv)
     return int(levels[-1])

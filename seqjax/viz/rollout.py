@@ -38,7 +38,9 @@ def attention_rollout(attention, *, residual_weight: float = 0.5) -> np.ndarray:
         array([[1. , 0. ],
                [0.5, 0.5]])
     """
-    a = np.asarray(attention, dtype=np.float64)
+    a = np.asarray(attention)
+    if not np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float64)
     if a.ndim != 4 or a.shape[-1] != a.shape[-2]:
         raise ValueError(
             "attention must be self-attention with layout [layers, heads, t, t]; got shape "
@@ -48,12 +50,12 @@ def attention_rollout(attention, *, residual_weight: float = 0.5) -> np.ndarray:
         raise ValueError(f"residual_weight must lie in [0, 1]; got {residual_weight!r}.")
     r = float(residual_weight)
     eye = np.eye(a.shape[-1])
-    per_layer = (1.0 - r) * a.mean(axis=1) + r * eye
-    sums = per_layer.sum(axis=-1, keepdims=True)
-    per_layer = per_layer / np.where(sums > 0, sums, 1.0)
-    out = np.empty_like(per_layer)
+    out = np.empty((a.shape[0], a.shape[-1], a.shape[-1]))
     running = eye
     for layer in range(a.shape[0]):
-        running = per_layer[layer] @ running
+        mixed = (1.0 - r) * a[layer].mean(axis=0, dtype=np.float64) + r * eye
+        sums = mixed.sum(axis=-1, keepdims=True)
+        mixed = mixed / np.where(sums > 0, sums, 1.0)
+        running = mixed @ running
         out[layer] = running
     return out

@@ -646,6 +646,11 @@ function seqjaxExplorer(root) {
     }
     return '<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="' + SVGNS + '" width="' + Math.ceil(W) + '" height="' + Math.ceil(H) + '" viewBox="0 0 ' + Math.ceil(W) + " " + Math.ceil(H) + '" font-family="sans-serif" font-size="12">\n<rect width="100%" height="100%" fill="#fff"/>\n' + parts.join("\n") + "\n</svg>\n";
   };
+  // Where things are drawn (CSS pixels from a canvas' top left), for tests and scripting.
+  api.geometry = function () {
+    return { head: HG && { top: HG.top, rowH: HG.rowH, x1: HG.x1, x2: HG.x2, queries: HG.sh.q, keys: HG.sh.k },
+             matrix: MG && { top: MG.top, left: MG.left, cell: MG.cell, queries: MG.sh.q, keys: MG.sh.k } };
+  };
   // For tests and scripting: change the state and redraw.
   api.set = function (patch) {
     for (var k in patch) st[k] = patch[k];

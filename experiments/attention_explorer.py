@@ -190,6 +190,58 @@ def sets_from_npz(path: str | Path) -> tuple[dict[str, AttentionSet], Activation
     return sets, trace
 
 
+BROWSER_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run", "--disable-sync")
+
+
+def _palette_png(path: Path) -> None:
+    """Re-save a screenshot as a 256-colour PNG (a quarter of the size; for docs)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        small = img.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
+def screenshots(html_path: str | Path, out_dir: str | Path, *, width: int = 1000) -> list[Path]:
+    """PNG screenshots of the head view (first three heads) and the model view of an explorer file.
+
+    Uses the system Chromium through playwright (``pip install playwright``; ``apt-get install
+    chromium``), headless and offline. Writes ``explorer_head_view.png`` and
+    ``explorer_model_view.png`` into ``out_dir``.
+    """
+    import shutil
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise SystemExit("--screenshots needs the Python package playwright: pip install playwright")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("--screenshots needs Chromium: apt-get install -y chromium")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    api = "document.querySelector('.sqx-explorer')._sqx"
+    paths = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=list(BROWSER_ARGS))
+        page = browser.new_context(offline=True, viewport={"width": width, "height": 900}).new_page()
+        page.goto(Path(html_path).resolve().as_uri())
+        page.wait_for_function(f"{api} && {api}.rendered === true", timeout=120_000)
+        # The head view with its first three heads (all heads at once are a thicket).
+        page.evaluate(f"{api}.set({{heads: {api}.state.heads.map((_, i) => i < 3)}})")
+        for view in ("head", "model"):
+            page.evaluate(f"{api}.set({{view: '{view}', hover: null}})")
+            if view == "model":
+                page.wait_for_function(f"{api}.thumbsDone === true", timeout=120_000)
+            path = out_dir / f"explorer_{view}_view.png"
+            page.locator(".sqx-explorer").screenshot(path=str(path))
+            _palette_png(path)
+            paths.append(path)
+        browser.close()
+    return paths
+
+
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(
         prog="python -m experiments.attention_explorer",
@@ -206,6 +258,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--seed", type=int, default=0, help="--demo: random seed")
     parser.add_argument("--max-bytes", type=int, default=4_500_000,
                         help="byte budget for the quantised weights")
+    parser.add_argument("--screenshots", type=Path, default=None,
+                        help="also save PNGs of the head and model views into this folder "
+                             "(needs playwright and the system Chromium)")
     args = parser.parse_args(argv)
     for flag in ("layers", "heads"):
         if getattr(args, flag) < 1:
@@ -228,6 +283,9 @@ def main(argv: list[str] | None = None) -> Path:
     path = write_html(out, html)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, "
           f"{time.perf_counter() - start:.1f} s); open it in a browser", file=sys.stderr)
+    if args.screenshots is not None:
+        for shot in screenshots(path, args.screenshots):
+            print(f"wrote {shot}", file=sys.stderr)
     return path
 
 

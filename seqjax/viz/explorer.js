@@ -188,7 +188,7 @@ function seqjaxExplorer(root) {
     ui.matrixCanvas = el("canvas", { "class": "sqx-matrix-canvas" });
     ui.grid = el("div", { "class": "sqx-grid" });
     el("div", { "class": "sqx-note" }, ui.attn,
-       "Weights quantised to " + data.levels + " levels per row (" + data.levels + " = the row's largest weight). Colour scales: the matrix is normalised to its maximum, a thumbnail shows the square root of weight / its maximum (faint patterns stay visible); head-view line opacity is the weight.");
+       "Weights quantised to " + data.levels + " levels per attention matrix (" + data.levels + " = its largest weight). Colour scales: the matrix is normalised to its maximum, a thumbnail shows the square root of weight / its maximum (faint patterns stay visible); head-view line opacity is the weight.");
     ui.headCanvas.addEventListener("mousemove", headHover);
     ui.headCanvas.addEventListener("mouseleave", function () { if (st.hover) { st.hover = null; drawAttention(); } });
     ui.matrixCanvas.addEventListener("mousemove", matrixHover);

@@ -277,7 +277,8 @@ function seqjaxExplorer(root) {
     else if (st.view === "matrix") { ui.main.appendChild(ui.matrixCanvas); drawMatrix(); }
     else { ui.main.appendChild(ui.grid); drawModel(); }
     if (st.view !== "model" && !api.rendered) flush(st.view === "head" ? ui.headCanvas : ui.matrixCanvas);
-    if (!st.hover) ui.status.textContent = s.name + " (" + s.kind + "): " + s.layers + " layers \u00d7 " + s.heads + " heads, " + s.t + " queries \u00d7 " + s.s + " keys";
+    if (!st.hover) ui.status.textContent = s.name + " (" + s.kind + "): " + s.layers + " layers \u00d7 " + s.heads + " heads, " + s.t + " queries \u00d7 " + s.s + " keys" +
+      (st.view === "head" && st.linesCapped ? "; the head view draws the " + st.linesCapped + " strongest lines per query and head (hover a token for all of its lines)" : "");
     markRendered();
   }
 
@@ -372,7 +373,7 @@ function seqjaxExplorer(root) {
     // Hairlines: Skia strokes a path of many wide segments far more slowly than 1px lines.
     ctx.lineWidth = 1;
     ctx.fillStyle = "#333"; ctx.font = FONT; ctx.textAlign = "left";
-    ctx.fillText(caption + (st.linesCapped ? "  (the " + st.linesCapped + " strongest lines per query and head; hover a token for all)" : ""), g.pad, 12);
+    ctx.fillText(caption + (st.linesCapped ? "  (top " + st.linesCapped + " per query and head)" : ""), g.pad, 12);
     for (var key in groups) {
       var gr = groups[key], p = gr.pts;
       ctx.strokeStyle = rgb(gr.color, Math.min(1, (gr.b + 0.5) / NB + 0.04));

@@ -12,8 +12,10 @@ Pages and views:
   cross-attention, each ``[layers, heads, t, s]`` with its own tokens):
 
   - *head view*: one layer; every chosen head is a colour, and a line from query token ``i``
-    (left) to key token ``j`` (right) has opacity ``w_ij``; hover a token to keep only its
-    lines; click head swatches to choose heads (double-click: that head alone);
+    (left) to key token ``j`` (right) has opacity ``w_ij`` (weights below 0.01 are not drawn;
+    without a hovered token at most 20,000 lines, the strongest per query and head); hover a
+    token to keep only its lines; click head swatches to choose heads (double-click: that head
+    alone);
   - *model view*: a thumbnail heatmap of every layer x head (and the rollout per layer), drawn
     on canvases incrementally; click one to open it in the matrix view;
   - *matrix view*: the heatmap of one layer (the mean of the chosen heads) with token labels;
@@ -293,7 +295,13 @@ def _as_traces(activations: Any) -> dict[str, ActivationTrace]:
 
 
 def _asset(name: str) -> str:
-    return resources.files("seqjax.viz").joinpath(name).read_text(encoding="utf-8")
+    path = resources.files("seqjax.viz").joinpath(name)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"seqjax/viz/{name} is missing from this installation: the package data of "
+            "seqjax.viz (*.js, *.css) was not installed; reinstall seqjax from its source tree."
+        )
+    return path.read_text(encoding="utf-8")
 
 
 def _payload(

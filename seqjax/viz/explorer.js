@@ -609,6 +609,7 @@ function seqjaxExplorer(root) {
   };
   api.exportPNGDataURL = function () { return currentCanvas().toDataURL("image/png"); };
   api.exportSVG = function () {
+    if (st.page === "activations") return activationSVG();
     var s = cur(), parts = [], W, H;
     function text(x, y, str, extra) { parts.push('<text x="' + x.toFixed(1) + '" y="' + y.toFixed(1) + '"' + (extra || "") + ">" + esc(str) + "</text>"); }
     if (st.view === "head") {
@@ -681,8 +682,10 @@ function seqjaxExplorer(root) {
     ui.colorSel = el("select", { "class": "sqx-colorby" }, ui.colorLab);
     ui.colorSel.onchange = function () { st.colorBy = +ui.colorSel.value; drawActivations(); };
     var ex = el("span", {}, bar);
-    var png = el("button", {}, ex, "PNG");
+    var png = el("button", { "class": "sqx-png" }, ex, "PNG");
     png.onclick = function () { api.exportPNG().then(function (b) { download(safeName(data.title + "-unit" + st.unit) + ".png", b); }); };
+    var svg = el("button", { "class": "sqx-svg" }, ex, "SVG");
+    svg.onclick = function () { download(safeName(data.title + "-unit" + st.unit) + ".svg", new Blob([api.exportSVG()], { type: "image/svg+xml" })); };
     ui.astatus = el("div", { "class": "sqx-status" }, ui.acts);
     ui.spark = el("canvas", { "class": "sqx-spark" }, ui.acts);
     ui.text = el("div", { "class": "sqx-text" }, ui.acts);
@@ -747,6 +750,30 @@ function seqjaxExplorer(root) {
     if (!api.rendered) flush(ui.spark);
     if (st.hoverStep === null) ui.astatus.textContent = s.name + ": " + s.t + " steps \u00d7 " + s.units + " units" + (s.G ? ", " + s.gate_names.length + " gates" : "");
     markRendered();
+  }
+  // The coloured text as SVG: one cell per character in monospace lines of at most 100
+  // columns (wrapped, and broken at newlines), under the sparkline of the series.
+  function activationSVG() {
+    var s = curT(), vals = unitSeries(s, st.unit, st.colorBy), m = 0, i, parts = [];
+    for (i = 0; i < vals.length; i++) m = Math.max(m, Math.abs(vals[i]));
+    var cw = 8.4, lh = 20, cols = 100, x = 0, y = 0, W = cols * cw + 16, SP = 80;
+    parts.push('<text x="8" y="14">' + esc(s.name + ": " + s.unit_names[st.unit] + (st.colorBy < 0 ? "" : ", " + s.gate_names[st.colorBy])) + "</text>");
+    var lo = st.colorBy < 0 ? -m : 0, hi = st.colorBy < 0 ? m : 1, pts = [];
+    if (hi === lo) hi = lo + 1;
+    for (i = 0; i < vals.length; i++) pts.push(((i + 0.5) * (W - 16) / vals.length + 8).toFixed(1) + "," + (SP - 4 - (vals[i] - lo) / (hi - lo) * (SP - 30)).toFixed(1));
+    parts.push('<polyline fill="none" stroke="' + (st.colorBy < 0 ? "#b3322c" : "#1e8c3c") + '" points="' + pts.join(" ") + '"/>');
+    for (i = 0; i < s.tokens.length; i++) {
+      var tok = s.tokens[i], c = st.colorBy < 0 ? actColor(vals[i], m) : cmap([30, 140, 60], Math.max(0, Math.min(1, vals[i])));
+      var n = Math.max(1, tok === "\n" ? 1 : tok.length);
+      if (x + n > cols) { x = 0; y++; }
+      var px = 8 + x * cw, py = SP + 6 + y * lh;
+      parts.push('<rect x="' + px.toFixed(1) + '" y="' + py + '" width="' + (n * cw).toFixed(1) + '" height="' + lh + '" fill="' + rgb(c.map(Math.round)) + '"><title>' + esc(JSON.stringify(tok) + " " + fmt(vals[i])) + "</title></rect>");
+      if (tok !== "\n" && tok.trim()) parts.push('<text x="' + px.toFixed(1) + '" y="' + (py + 14) + '" xml:space="preserve">' + esc(tok) + "</text>");
+      x += n;
+      if (tok === "\n") { x = 0; y++; }
+    }
+    var H = SP + 12 + (y + 1) * lh;
+    return '<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="' + SVGNS + '" width="' + Math.ceil(W) + '" height="' + H + '" viewBox="0 0 ' + Math.ceil(W) + " " + H + '" font-family="ui-monospace,Menlo,Consolas,monospace" font-size="14">\n<rect width="100%" height="100%" fill="#fff"/>\n' + parts.join("\n") + "\n</svg>\n";
   }
   function setHoverStep(i) {
     var s = curT();

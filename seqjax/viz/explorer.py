@@ -27,7 +27,7 @@ Pages and views:
 
 * **Activations** (Karpathy, Johnson & Fei-Fei 2015): the input text coloured by one unit's
   activation (blue negative, red positive), or by a gate (0 to 1); hover a character for the
-  unit's values at that step.
+  unit's values at that step; export the coloured text as SVG, the series plot as PNG.
 
 Everything is drawn on canvases; no view creates a DOM node per attention weight.
 

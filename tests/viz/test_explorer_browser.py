@@ -245,14 +245,14 @@ def test_png_and_svg_export(small, tmp_path):
         if view == "model":
             small.page.wait_for_function(f"{API}.thumbsDone === true")
         with small.page.expect_download() as dl:
-            small.page.click("button.sqx-png")
+            small.page.click("button.sqx-png:visible")
         png = Path(dl.value.path()).read_bytes()
         assert png[:8] == PNG_MAGIC and len(png) > 2000, (view, len(png))
         assert dl.value.suggested_filename.endswith(".png")
         img = _png_array(png)
         assert img.std() > 5  # not blank
         with small.page.expect_download() as dl:
-            small.page.click("button.sqx-svg")
+            small.page.click("button.sqx-svg:visible")
         svg = Path(dl.value.path()).read_text(encoding="utf-8")
         root = ET.fromstring(svg)
         assert root.tag == SVG + "svg"
@@ -278,6 +278,16 @@ def test_activation_page(small):
     small.page.wait_for_function(f"{API}.state.hoverStep === 5")
     status = small.page.locator(".sqx-status").nth(1).inner_text()
     assert "step 5" in status and "forget" in status
+    with small.page.expect_download() as dl:
+        small.page.click("button.sqx-png:visible")
+    assert Path(dl.value.path()).read_bytes()[:8] == PNG_MAGIC
+    with small.page.expect_download() as dl:
+        small.page.click("button.sqx-svg:visible")
+    root = ET.fromstring(Path(dl.value.path()).read_text(encoding="utf-8"))
+    assert root.tag == SVG + "svg"
+    rects = root.findall(f".//{SVG}rect")[1:]  # after the background
+    assert len(rects) == len(demo_trace().tokens)
+    assert len({r.get("fill") for r in rects}) > 5  # coloured by the values
     small.page.click("button[data-page='attention']")
     small.clean()
 

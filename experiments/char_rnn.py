@@ -98,12 +98,11 @@ from seqjax.data import CharTokenizer, StreamBatches, stream_batches
 from seqjax.data.corpora import CORPORA, gensim_available, load_text, split_held_out
 from seqjax.recurrence import rnn
 from seqjax.experiment import RunCheckpoints, RunDir, environment, option, parse, progress, run_experiment
+from seqjax.train import stateful
 from seqjax.train import (
     bits_per_character,
-    cross_entropy,
     make_clipping,
     make_eval_step,
-    make_train_step,
     warmup_cosine_decay,
 )
 
@@ -240,23 +239,8 @@ def forward(cell: Cell, params: dict, tokens: jax.Array, carry: Any) -> tuple[An
 
 
 def window_loss(cell: Cell, reduction: str = "mean"):
-    """``loss_fn(params, batch, key) -> (loss, {"carry": carry after the window})`` for
-    ``make_train_step``/``make_eval_step``, with ``batch = {"x", "y", "carry"}`` and optionally a
-    boolean ``"mask"`` (False: a padded position, not scored).
-
-    The incoming carry is a value from the previous window: :func:`jax.lax.stop_gradient` makes
-    the truncation explicit (no gradient flows into the previous window), and the outgoing carry
-    is returned through ``aux`` so that the caller passes it to the next window.
-    """
-
-    def loss_fn(params, batch, key):
-        del key
-        carry = jax.lax.stop_gradient(batch["carry"])
-        carry, logits = forward(cell, params, batch["x"], carry)
-        loss = cross_entropy(logits, batch["y"], mask=batch.get("mask"), reduction=reduction)
-        return loss, {"carry": jax.lax.stop_gradient(carry)}
-
-    return loss_fn
+    """The window loss of :mod:`seqjax.train.stateful` for this model (embedding -> cell -> linear)."""
+    return stateful.window_loss(functools.partial(forward, cell), reduction)
 
 
 def make_sampler(cell: Cell, length: int):
@@ -292,50 +276,11 @@ def make_sampler(cell: Cell, length: int):
     return sample
 
 
-def make_stateful_trainer(cell: Cell, optimizer: optax.GradientTransformation):
-    """``train(params, opt_state, xs, ys, carry) -> (params, opt_state, losses, carry)``: one
-    update per window of ``xs``/``ys`` ``[n, b, k]``, the carry passed from each window to the
-    next, all ``n`` steps in one jitted :func:`jax.lax.scan` (one dispatch per call, not per
-    window: for small models the per-call overhead dominates).
-
-    Each update is :func:`seqjax.train.make_train_step`'s step. ``accumulate`` stays 1 because the
-    carry rides in ``aux``, which accumulation would average over micro-batches.
-    """
-    train_step = make_train_step(window_loss(cell), optimizer, has_aux=True)
-
-    def one(state, window):
-        params, opt_state, carry = state
-        x, y = window
-        params, opt_state, metrics = train_step.jitted(params, opt_state, {"x": x, "y": y, "carry": carry}, None)
-        return (params, opt_state, metrics["carry"]), metrics["loss"]
-
-    @functools.partial(jax.jit, donate_argnums=(0, 1))
-    def train(params, opt_state, xs, ys, carry):
-        (params, opt_state, carry), losses = jax.lax.scan(one, (params, opt_state, carry), (xs, ys))
-        return params, opt_state, losses, carry
-
-    return train
-
-
 def evaluate_bpc(eval_step, cell: Cell, params: dict, windows: StreamBatches) -> float:
     """Bits per character over every window of ``windows``, the state carried through each
-    stream (summed nats / scored characters). A shorter last window is padded to the full width
-    and masked, so the evaluation compiles for one shape only."""
-    carry = zero_carry(cell, params, windows.batch)
-    total = 0.0
-    for x, y in windows:
-        valid = x.shape[1]
-        pad = ((0, 0), (0, windows.window - valid))
-        batch = {
-            "x": jnp.asarray(np.pad(x, pad)),
-            "y": jnp.asarray(np.pad(y, pad)),
-            "mask": jnp.asarray(np.arange(windows.window) < valid)[None, :].repeat(windows.batch, 0),
-            "carry": carry,
-        }
-        out = eval_step(params, batch)
-        total += float(out["loss"])
-        carry = out["carry"]
-    return float(bits_per_character(total / windows.num_tokens))
+    stream from zeros (:func:`seqjax.train.stateful.evaluate_stream`)."""
+    nats = stateful.evaluate_stream(eval_step, params, windows, zero_carry(cell, params, windows.batch))
+    return float(bits_per_character(nats))
 
 
 # --- part 1: the notebook's CharRNN on "hello world! " --------------------------------------
@@ -366,7 +311,7 @@ def run_hello(config: Config, run_dir: RunDir, ckpt: RunCheckpoints, sweep: dict
     key = jax.random.fold_in(jax.random.key(config.seed), 1)
     fresh = init_params(key, cell, len(tokenizer), config.hello_hidden, config.hello_hidden)
     optimizer = optax.adam(config.hello_learning_rate)  # the notebook's optimiser, no clipping
-    train = make_stateful_trainer(cell, optimizer)
+    train = stateful.make_stateful_trainer(functools.partial(forward, cell), optimizer)
     xs = jnp.asarray(np.stack([x for x, _ in windows]))  # [25, 1, 10]: one epoch per call
     ys = jnp.asarray(np.stack([y for _, y in windows]))
 
@@ -479,7 +424,7 @@ def run_lm(config: Config, run_dir: RunDir, ckpt: RunCheckpoints, sweep: dict) -
         make_clipping(config.clipping, None if config.clipping == "none" else config.clip_threshold),
         optax.adam(schedule),
     )
-    train = make_stateful_trainer(cell, optimizer)
+    train = stateful.make_stateful_trainer(functools.partial(forward, cell), optimizer)
     eval_step = make_eval_step(window_loss(cell, reduction="sum"), has_aux=True)
 
     def evaluate(params, at_step: int, train_losses: list[float]) -> dict[str, Any]:

@@ -12,6 +12,8 @@ Each module is one idea, small enough to read at once::
     early_stopping.py  patience / min_delta as a pure function
     checkpoint.py      Orbax checkpoints: bit-exact resume, manifests, corrupt-file fallback
     sharding.py        data parallelism over a 1-D device mesh
+    stateful.py        stateful truncated BPTT for recurrent language models (carry across windows)
+    forecast_metrics.py RMSE / MAE / MASE per forecast horizon
 
 A loop::
 

@@ -10,6 +10,8 @@ What makes it a real labelling problem:
 * **Unseen entities.** Each gazetteer is split in two: ``split="train"`` fills templates with
   one half, ``split="test_unseen"`` with the other, so a tagger must recognise a name it never
   saw from its context and shape; ``split="test_seen"`` uses the training names in new sentences.
+  No whole entity is shared between the halves, but a few words are, with another type ("Jordan"
+  the place is unseen, "Jordan Airlines" is a training organisation).
 * **Ambiguous names.** Some names are in two gazetteers ("Jordan" the person and the country,
   "Washington" the surname and the city, "Lincoln", "Florence", ...): only the context says which.
 * **Multi-token entities** ("New York", "Maria Garcia", "World Health Organization") need ``I-``

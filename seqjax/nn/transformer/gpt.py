@@ -36,6 +36,7 @@ from seqjax import _checks
 from seqjax.interop.huggingface import ACTIVATIONS, check_hf_gpt2_config, from_hf_gpt2
 from seqjax.nn.params import load_pure_params
 from seqjax.nn.transformer.inputs import check_decoding_cache, check_length
+from seqjax.nn.transformer.pretrained import HFPretrained
 from seqjax.nn.transformer.stacks import TransformerEncoder
 from seqjax.primitives import dropout, split_key
 from seqjax.transformer import TransformerSpec, encoder_stack, init_weights
@@ -169,7 +170,7 @@ def gpt_step(spec: TransformerSpec, params: dict, cache: dict, tokens: jax.Array
     return cache, logits[:, 0]
 
 
-class GPTLanguageModel(nnx.Module):
+class GPTLanguageModel(HFPretrained, nnx.Module):
     """GPT-style decoder-only language model (GPT-2)::
 
         h_0    = Dropout(E_tok[ids] + E_pos[0..t-1])
@@ -189,7 +190,12 @@ class GPTLanguageModel(nnx.Module):
 
     Decoding: ``cache = model.init_cache(b, max_len)``, ``cache, logits = model.prefill(cache,
     prompt)``, ``cache, logits = model.decode_step(cache, tokens)``; all run with ``model.spec``.
+
+    Hugging Face ``GPT2LMHeadModel`` checkpoint directories: ``GPTLanguageModel.from_pretrained(dir)``,
+    ``model.save_pretrained(dir)`` (:mod:`seqjax.nn.transformer.pretrained`).
     """
+
+    hf_architecture = "GPT2LMHeadModel"
 
     def __init__(self, config: GPT2Config, *, rngs: nnx.Rngs):
         c = config

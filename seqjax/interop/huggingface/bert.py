@@ -252,6 +252,9 @@ def from_hf_bert(state_dict: Mapping[str, Any], config: Any, architecture: str =
     """
     c = check_hf_bert_config(config)
     pooler, head, head_prefix = _architecture(architecture)
+    if head == "mlm_head" and not c["tie_word_embeddings"]:
+        raise ValueError("hf_config.tie_word_embeddings=False is not supported by seqjax's BertForMaskedLM (expected "
+                         "True): its MLM decoder is the word-embedding matrix.")
     state = _strip(state_dict)
     head_state = {k: state.pop(k) for k in list(state) if k.startswith(("cls.", "classifier."))}
     d, f, n_layers = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]

@@ -130,7 +130,8 @@ def read_hf_state_dict(path: Any) -> dict[str, np.ndarray]:
 def read_hf_checkpoint(path: Any) -> tuple[dict[str, np.ndarray], dict]:
     """``(state_dict, config)`` of the checkpoint directory ``path``: :func:`read_hf_state_dict`
     and :func:`read_hf_config`."""
-    return read_hf_state_dict(path), read_hf_config(path)
+    config = read_hf_config(path)
+    return read_hf_state_dict(path), config
 
 
 def write_hf_checkpoint(path: Any, state_dict: Mapping[str, Any], config: Mapping[str, Any]) -> None:

@@ -248,6 +248,13 @@ def from_hf_gpt2(state_dict: Mapping[str, Any], config: Any) -> dict:
     return params
 
 
+def _absolute_only(config: Any) -> None:
+    positional = _field(config, "positional", "absolute")
+    if positional != "absolute":
+        raise ValueError(f"config.positional={positional!r} has no Hugging Face GPT-2 counterpart (GPT2LMHeadModel "
+                         "learns absolute positions); only positional='absolute' models convert.")
+
+
 def to_hf_gpt2(params: Mapping[str, Any], config: Any) -> dict[str, np.ndarray]:
     """The ``GPT2LMHeadModel`` state dict (numpy float32, contiguous, ``transformer.`` prefix) of
     the seqjax pytree ``params`` (``GPTLanguageModel.pure_params()``): the inverse of
@@ -270,6 +277,7 @@ def to_hf_gpt2(params: Mapping[str, Any], config: Any) -> dict[str, np.ndarray]:
         True
     """
     _require_sizes("config", config)
+    _absolute_only(config)
     if not isinstance(params, Mapping) or not {"token_embedding", "position_embedding", "blocks"} <= set(params):
         raise ValueError("params must be GPTLanguageModel.pure_params() (token_embedding, position_embedding, blocks); "
                          f"got {sorted(params) if isinstance(params, Mapping) else type(params).__name__}.")
@@ -314,6 +322,7 @@ def to_hf_gpt2_config(config: Any) -> dict:
     ``config`` (any object or mapping with its fields); ``GPT2Config.from_dict`` of
     ``transformers`` reads it. No BOS/EOS ids are set (seqjax's config has none)."""
     _require_sizes("config", config)
+    _absolute_only(config)
     reverse = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}
     act = _field(config, "activation", "gelu_tanh")
     if act not in reverse:

@@ -126,3 +126,22 @@ def test_generate_refuses_bad_input(models):
 def test_non_absolute_models_do_not_convert_to_hugging_face(models, tmp_path):
     with pytest.raises(ValueError, match="positional='rope' has no Hugging Face GPT-2 counterpart"):
         models["rope", False].save_pretrained(tmp_path)
+
+
+def test_encoder_decoder_generate_equals_full_forward_argmax():
+    from seqjax.nn.transformer import EncoderDecoder
+
+    model = EncoderDecoder(11, 13, rngs=nnx.Rngs(2), d_model=16, num_heads=2, num_layers=1, d_ff=24, max_len=12,
+                           dropout_rate=0.0)
+    src = jnp.asarray(np.random.default_rng(5).integers(0, 11, (B, 6)))
+    src_lengths = jnp.array([6, 3])
+    out = model.generate(src, 5, bos_id=1, src_lengths=src_lengths)
+    forward = jax.jit(lambda tgt: model(src, tgt, src_lengths=src_lengths))
+    tgt = np.ones((B, 6), np.int32)  # BOS, then the tokens chosen so far (later ones: causal, unseen)
+    for i in range(5):
+        tgt[:, i + 1] = np.asarray(jnp.argmax(forward(jnp.asarray(tgt))[:, i], -1))
+    np.testing.assert_array_equal(np.asarray(out.sequences), tgt[:, 1:])
+    beams = model.generate(src, 5, bos_id=1, src_lengths=src_lengths, method="beam", beam_size=1)
+    np.testing.assert_array_equal(np.asarray(beams.sequences[:, 0]), tgt[:, 1:])
+    with pytest.raises(ValueError, match="bos_id must be an id"):
+        model.generate(src, 2, bos_id=13)

@@ -33,10 +33,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from seqjax import _checks
-from seqjax.decoding import Generation, BeamSearchResult, beam_search, greedy, sample
+from seqjax.decoding import BeamSearchResult, Generation
 from seqjax.interop.huggingface import ACTIVATIONS, check_hf_gpt2_config, from_hf_gpt2
 from seqjax.nn.params import load_pure_params
 from seqjax.nn.transformer.inputs import check_decoding_cache, check_length
+from seqjax.nn.transformer.generation import METHODS, run_decoding
 from seqjax.nn.transformer.pretrained import HFPretrained
 from seqjax.nn.transformer.stacks import TransformerEncoder
 from seqjax.primitives import dropout, split_key
@@ -364,7 +365,8 @@ class GPTLanguageModel(HFPretrained, nnx.Module):
         """Continue ``prompt`` ``[b, p]`` by ``max_new_tokens`` tokens with the KV cache: prefill
         all but each prompt's last token, then :func:`seqjax.decoding.greedy`,
         :func:`~seqjax.decoding.sample` or :func:`~seqjax.decoding.beam_search` over
-        :meth:`step_fn`, fed that last token first (no decoding logic of its own).
+        :meth:`step_fn`, fed that last token first
+        (:func:`seqjax.nn.transformer.generation.run_decoding`; no decoding logic of its own).
 
         Args:
           prompt: ``[b, p]`` ids, ``p >= 1``; right-padded when ``prompt_lengths`` is given.
@@ -392,7 +394,7 @@ class GPTLanguageModel(HFPretrained, nnx.Module):
             >>> model.generate(jnp.ones((2, 3), jnp.int32), 5, method="beam", beam_size=3).sequences.shape
             (2, 3, 5)
         """
-        _checks.choice("method", method, ("greedy", "sample", "beam"))
+        _checks.choice("method", method, METHODS)
         _checks.positive_int("max_new_tokens", max_new_tokens)
         prompt = _checks.token_ids("prompt", prompt, self.config.vocab_size)
         b, p = prompt.shape
@@ -412,13 +414,5 @@ class GPTLanguageModel(HFPretrained, nnx.Module):
         if p > 1:
             cache, _ = self.prefill(cache, prompt[:, :-1], seq_lengths=lengths - 1)
         first = jnp.take_along_axis(prompt, (lengths - 1)[:, None], axis=1)[:, 0]
-        step_fn = self.step_fn()
-        if method == "greedy":
-            if options:
-                raise ValueError(f"method='greedy' takes no options; got {sorted(options)} (sampling or beam options?).")
-            return greedy(step_fn, cache, first, max_new_tokens, eos_id=eos_id, pad_id=pad_id)
-        if method == "sample":
-            if key is None:
-                raise ValueError("method='sample' needs a jax.random key: key=jax.random.key(0).")
-            return sample(step_fn, cache, first, max_new_tokens, key, eos_id=eos_id, pad_id=pad_id, **options)
-        return beam_search(step_fn, cache, first, max_new_tokens, beam_size, eos_id=eos_id, pad_id=pad_id, **options)
+        return run_decoding(self.step_fn(), cache, first, max_new_tokens, method=method, key=key,
+                            beam_size=beam_size, eos_id=eos_id, pad_id=pad_id, **options)

@@ -30,6 +30,8 @@ transformers = pytest.importorskip(
 )
 pytest.importorskip("safetensors", reason="the checkpoint tests need safetensors: pip install 'seqjax[test]'")
 
+from test_huggingface_gpt2 import one_torch_thread  # noqa: E402,F401  (autouse: one PyTorch thread)
+
 from seqjax.data.corpora import MissingOptionalDependency  # noqa: E402
 from seqjax.interop.huggingface import (  # noqa: E402
     check_hf_bert_config,
@@ -80,14 +82,6 @@ GPT2_CONFIGS = {
 }
 B, T = 3, 9
 LENGTHS = np.array([9, 5, 1])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # PyTorch's spinning threads would take the cores JAX compiles on
-    yield
-    torch.set_num_threads(threads)
 
 
 def widen(model, seed):

@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from test_transformer_cache import incremental  # noqa: E402  (the prefill-then-steps driver of the cache tests)
+
 from seqjax.attention import alibi_bias, alibi_slopes
 from seqjax.transformer import (
     TransformerSpec,
@@ -192,17 +194,6 @@ def test_the_t5_table_is_learned():
 
 
 # --- cached decoding == full forward ----------------------------------------------------------------------
-
-
-def incremental(run, cache, x, prompt_len):
-    cache, first = run(cache, x[:, :prompt_len])
-
-    def body(cache, x_t):
-        cache, y = run(cache, x_t[:, None])
-        return cache, y[:, 0]
-
-    cache, rest = jax.lax.scan(body, cache, x[:, prompt_len:].transpose(1, 0, 2))
-    return jnp.concatenate([first, rest.transpose(1, 0, 2)], axis=1), cache
 
 
 def with_table(spec, params, key=9):

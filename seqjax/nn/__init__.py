@@ -46,3 +46,7 @@ __all__ = [
 from seqjax.nn.seq2seq import BahdanauSeq2Seq, BottleneckSeq2Seq, LuongSeq2Seq, RecurrentSeq2Seq
 
 __all__ += ["BahdanauSeq2Seq", "BottleneckSeq2Seq", "LuongSeq2Seq", "RecurrentSeq2Seq"]
+
+from seqjax.nn.transformer import BertForNextSentencePrediction, BertForTokenClassification, load_pretrained
+
+__all__ += ["BertForNextSentencePrediction", "BertForTokenClassification", "load_pretrained"]

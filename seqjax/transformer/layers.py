@@ -65,6 +65,7 @@ from seqjax.transformer.cache import (
 )
 from seqjax.transformer.feed_forward import feed_forward, residual
 from seqjax.transformer.layout import DECODER_KEYS, ENCODER_KEYS, require_keys
+from seqjax.transformer.position_bias import check_layer_positional
 from seqjax.transformer.spec import TransformerSpec, check_spec
 
 Params = dict[str, Any]
@@ -158,11 +159,11 @@ def encoder_layer_body(spec, params, x, *, mask, bias, cache, layer, dropout_key
     return cache, x
 
 
-def decoder_layer_body(spec, params, x, memory, *, mask, memory_mask, cache, layer, dropout_key):
-    """The decoder layer on checked inputs: ``(cache or None, y)``."""
+def decoder_layer_body(spec, params, x, memory, *, mask, memory_mask, cache, layer, dropout_key, bias=None):
+    """The decoder layer on checked inputs: ``(cache or None, y)``; ``bias`` on the self-attention logits."""
     k_self, k_res1, k_cross, k_res2, k_act, k_res3 = split_key(dropout_key, 6)
     res = _residual_options(spec)
-    x, cache = residual(x, lambda h: _self_attention(spec, params["self_attn"], h, mask, None, cache, layer, k_self),
+    x, cache = residual(x, lambda h: _self_attention(spec, params["self_attn"], h, mask, bias, cache, layer, k_self),
                         params["norm_1"], dropout_key=k_res1, has_aux=True, **res)
     x = residual(x, lambda h: _cross_attention(spec, params["cross_attn"], h, memory, memory_mask, cache, layer, k_cross),
                  params["norm_2"], dropout_key=k_res2, **res)
@@ -260,6 +261,7 @@ def encoder_layer(
       ``y`` ``[b, t, d]``; with a cache ``(cache, y)``.
     """
     spec, x, cache = check_layer_inputs(spec, params, ENCODER_KEYS, "encoder_layer_init", x, cache)
+    check_layer_positional(spec, bias, "encoder_layer")
     new_cache, y = encoder_layer_body(spec, params, x, mask=mask, bias=bias, cache=cache, layer=layer,
                                       dropout_key=dropout_key)
     return y if cache is None else (new_cache, y)
@@ -302,6 +304,7 @@ def decoder_layer(
       ``y`` ``[b, t, d]``; with a cache ``(cache, y)``.
     """
     spec, x, cache = check_layer_inputs(spec, params, DECODER_KEYS, "decoder_layer_init", x, cache)
+    check_layer_positional(spec, None, "decoder_layer")
     memory = check_memory(spec, memory, cache, x.shape[0], params["cross_attn"]["w_k"].shape[0])
     new_cache, y = decoder_layer_body(spec, params, x, memory, mask=mask, memory_mask=memory_mask, cache=cache,
                                       layer=layer, dropout_key=dropout_key)

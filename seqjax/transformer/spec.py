@@ -44,11 +44,14 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 ``x Phi(x)`` of BERT and PyTorch's ``'gelu'``), ``gelu_tanh`` (the tanh approximation of GPT-2,
 Hugging Face's ``gelu_new``)."""
 
-POSITIONAL = ("absolute", "rope")
+POSITIONAL = ("absolute", "rope", "alibi", "relative")
 """Positional schemes: ``absolute`` (a learned or sinusoidal table added to the embeddings
-outside the layers; the layers themselves see no positions) or ``rope`` (rotary embeddings of
+outside the layers; the layers themselves see no positions), ``rope`` (rotary embeddings of
 the self-attention queries and keys inside every layer, Su et al. 2021, at the absolute
-positions, so a KV cache stays valid)."""
+positions, so a KV cache stays valid), ``alibi`` (a fixed per-head linear bias on the
+self-attention logits, Press et al. 2022) or ``relative`` (T5's learned, bucketed relative
+position bias, Raffel et al. 2020, one table per stack). The two biases are added by the stacks
+(:mod:`seqjax.transformer.position_bias`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +70,8 @@ class TransformerSpec:
       eps: LayerNorm epsilon (PyTorch 1e-5, BERT 1e-12).
       positional: ``"absolute"`` or ``"rope"`` (:data:`POSITIONAL`).
       rope_base: the RoPE frequency base (10000 in the paper).
+      relative_buckets, relative_max_distance: T5's bucket count (32) and the distance from
+        which on all positions share the last bucket (128), for ``positional="relative"``.
       dtype: computation dtype (None: the input's); parameters stay float32, softmax and
         normalisation statistics float32.
       dropout_rate: dropout on every residual branch.
@@ -89,6 +94,8 @@ class TransformerSpec:
     dropout_rate: float = 0.0
     attention_dropout_rate: float | None = None
     activation_dropout_rate: float | None = None
+    relative_buckets: int = 32
+    relative_max_distance: int = 128
 
     def __post_init__(self) -> None:
         _checks.positive_int("num_heads", self.num_heads)
@@ -104,6 +111,16 @@ class TransformerSpec:
         _checks.positive_float("eps", self.eps)
         _checks.choice("positional", self.positional, POSITIONAL)
         _checks.positive_float("rope_base", self.rope_base)
+        _checks.positive_int("relative_buckets", self.relative_buckets)
+        _checks.positive_int("relative_max_distance", self.relative_max_distance)
+        if self.positional == "relative":
+            half = self.relative_buckets if self.causal else self.relative_buckets // 2
+            if half < 2 or self.relative_max_distance <= half // 2:
+                raise ValueError(
+                    f"relative_buckets = {self.relative_buckets} and relative_max_distance = "
+                    f"{self.relative_max_distance} leave no logarithmic buckets: need at least 2 buckets per "
+                    "direction and relative_max_distance above half of them (T5: 32 and 128)."
+                )
         if self.dtype is not None:
             try:
                 dtype = jnp.dtype(self.dtype)

@@ -41,8 +41,9 @@ import jax.numpy as jnp
 from seqjax import _checks
 from seqjax.attention.masks import combine_masks, padding_mask
 from seqjax.primitives import layer_norm
-from seqjax.transformer.cache import Cache, advance
+from seqjax.transformer.cache import Cache, advance, capacity
 from seqjax.transformer.layers import check_layer_inputs, check_mask, check_memory, decoder_layer_body, encoder_layer_body
+from seqjax.transformer.position_bias import stack_bias
 from seqjax.transformer.layout import DECODER_KEYS, ENCODER_KEYS, layer_view, stack_layers, stack_of, unstack_layers
 from seqjax.transformer.spec import TransformerSpec
 
@@ -124,6 +125,8 @@ def encoder_stack(
     elif seq_lengths is not None:
         steps = _checks.seq_lengths("seq_lengths", seq_lengths, batch=b, time=t)
 
+    bias = stack_bias(spec, params, bias, cache, b, t, t if cache is None else capacity(cache))
+
     def layer_fn(layer_params, h, c, i, key):
         return encoder_layer_body(spec, layer_params, h, mask=mask, bias=bias, cache=c, layer=i, dropout_key=key)
 
@@ -180,9 +183,11 @@ def decoder_stack(
     elif tgt_lengths is not None:
         steps = _checks.seq_lengths("tgt_lengths", tgt_lengths, batch=b, time=t)
 
+    bias = stack_bias(spec, params, None, cache, b, t, t if cache is None else capacity(cache))
+
     def layer_fn(layer_params, h, c, i, key):
         return decoder_layer_body(spec, layer_params, h, memory, mask=mask, memory_mask=memory_mask, cache=c,
-                                  layer=i, dropout_key=key)
+                                  layer=i, dropout_key=key, bias=bias)
 
     new_cache, y = _run(layer_fn, params, x, cache, steps=steps, spec=spec, scan=scan, unroll=unroll,
                         dropout_key=dropout_key)

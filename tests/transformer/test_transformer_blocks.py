@@ -179,7 +179,7 @@ def test_clear_errors():
     (dict(num_heads=4, norm_first="pre"), "norm_first"),
     (dict(num_heads=4, causal=1), "causal"),
     (dict(num_heads=4, eps=0.0), "eps"),
-    (dict(num_heads=4, positional="alibi"), "positional"),
+    (dict(num_heads=4, positional="sinusoidal"), "positional"),  # alibi and relative are schemes now
     (dict(num_heads=4, dtype=jnp.int32), "dtype"),
     (dict(num_heads=4, dropout_rate=1.0), "dropout_rate"),
     (dict(num_heads=4, attention_dropout_rate=-0.1), "attention_dropout_rate"),

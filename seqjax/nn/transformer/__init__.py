@@ -6,10 +6,14 @@
 * :mod:`~seqjax.nn.transformer.encoder_decoder`: :class:`EncoderDecoder`, the Transformer of
   Vaswani et al. 2017.
 * :mod:`~seqjax.nn.transformer.bert`: :class:`BertConfig`, :class:`BertModel`,
-  :class:`BertForMaskedLM`, :class:`BertForSequenceClassification`.
+  :class:`BertForMaskedLM`, :class:`BertForSequenceClassification`, :class:`BertForTokenClassification`,
+  :class:`BertForNextSentencePrediction`.
 * :mod:`~seqjax.nn.transformer.gpt`: :class:`GPT2Config`, :class:`GPTLanguageModel`; Hugging Face
   GPT-2 checkpoints load with :meth:`GPTLanguageModel.from_hf` (the name map is the pure
   :func:`seqjax.interop.huggingface.from_hf_gpt2`).
+* :mod:`~seqjax.nn.transformer.pretrained`: Hugging Face checkpoint directories:
+  ``Cls.from_pretrained(dir)``, ``model.save_pretrained(dir)``, :func:`load_pretrained`
+  (BERT and its heads, GPT-2).
 * :mod:`~seqjax.nn.transformer.inputs`: the input checks they share.
 * :func:`count_params`: exact parameter counts with :func:`flax.nnx.eval_shape` (nothing allocated).
 
@@ -47,6 +51,8 @@ Example::
 
 from seqjax.nn.params import count_params
 from seqjax.nn.transformer.bert import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
+from seqjax.nn.transformer.bert import BertForNextSentencePrediction, BertForTokenClassification
+from seqjax.nn.transformer.pretrained import HFPretrained, load_pretrained
 from seqjax.nn.transformer.encoder_decoder import EncoderDecoder
 from seqjax.nn.transformer.gpt import GPT2Config, GPTLanguageModel
 from seqjax.nn.transformer.stacks import TransformerDecoder, TransformerEncoder
@@ -54,6 +60,10 @@ from seqjax.nn.transformer.stacks import TransformerDecoder, TransformerEncoder
 __all__ = [
     "BertConfig",
     "BertForMaskedLM",
+    "BertForNextSentencePrediction",
+    "BertForTokenClassification",
+    "HFPretrained",
+    "load_pretrained",
     "BertForSequenceClassification",
     "BertModel",
     "EncoderDecoder",

@@ -1,5 +1,8 @@
 """BERT (Devlin et al. 2019) as NNX modules: :class:`BertConfig`, :class:`BertModel` and its
-heads :class:`BertForMaskedLM` and :class:`BertForSequenceClassification`.
+heads :class:`BertForMaskedLM`, :class:`BertForSequenceClassification`,
+:class:`BertForTokenClassification` and :class:`BertForNextSentencePrediction`. Each loads and
+saves Hugging Face checkpoint directories: ``BertForMaskedLM.from_pretrained(dir)``,
+``model.save_pretrained(dir)`` (:mod:`seqjax.nn.transformer.pretrained`).
 
 Example::
 
@@ -27,9 +30,12 @@ from flax import nnx
 
 from seqjax import _checks
 from seqjax.nn.params import as_params, values
+from seqjax.nn.transformer.pretrained import HFPretrained
 from seqjax.nn.transformer.inputs import check_length, key_padding, token_validity
 from seqjax.nn.transformer.stacks import TransformerEncoder
 from seqjax.primitives import dense, dropout, layer_norm, layer_norm_init, split_key
+from seqjax.interop.huggingface.bert import SIZE_FIELDS as HF_SIZE_FIELDS
+from seqjax.interop.huggingface.bert import HIDDEN_ACTIVATIONS, check_hf_bert_config
 from seqjax.transformer import ACTIVATIONS, init_weights
 from seqjax.transformer.init import zero_bias
 
@@ -40,7 +46,9 @@ class BertConfig:
     (``hidden_dropout_prob``, ``attention_probs_dropout_prob`` are its dropout rates).
 
     ``hidden_act`` is the exact GELU; ``layer_norm_eps`` 1e-12; post-LN. ``scan_layers`` stores
-    the layers stacked and scans over them.
+    the layers stacked and scans over them. ``classifier_dropout``: the dropout rate before the
+    classification heads (None: ``hidden_dropout_prob``, as Hugging Face). ``pad_token_id``: the
+    token-embedding row initialised to zero (None: none).
     """
 
     vocab_size: int = 30522
@@ -55,8 +63,38 @@ class BertConfig:
     type_vocab_size: int = 2
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
-    pad_token_id: int = 0
+    pad_token_id: int | None = 0
     scan_layers: bool = False
+    classifier_dropout: float | None = None
+
+    @classmethod
+    def from_hf(cls, hf_config: Any, *, scan_layers: bool = False) -> "BertConfig":
+        """The config of a Hugging Face ``BertConfig`` (the object, its ``to_dict()`` or a parsed
+        ``config.json``): the same field names, ``hidden_act`` mapped by
+        :data:`seqjax.interop.huggingface.HIDDEN_ACTIVATIONS`, Hugging Face's defaults for absent
+        fields; refuses what the model does not compute
+        (:func:`seqjax.interop.huggingface.check_hf_bert_config`).
+
+        Example::
+
+            >>> from seqjax.nn import BertConfig
+            >>> BertConfig.from_hf({"vocab_size": 11, "hidden_size": 4, "num_hidden_layers": 1,
+            ...                     "num_attention_heads": 2, "intermediate_size": 8,
+            ...                     "max_position_embeddings": 6, "hidden_act": "gelu_new"}).hidden_act
+            'gelu_tanh'
+        """
+        f = check_hf_bert_config(hf_config)
+        return cls(**{k: f[k] for k in (*HF_SIZE_FIELDS, "type_vocab_size", "pad_token_id")},
+                   hidden_act=HIDDEN_ACTIVATIONS[f["hidden_act"]], hidden_dropout_prob=float(f["hidden_dropout_prob"]),
+                   attention_probs_dropout_prob=float(f["attention_probs_dropout_prob"]),
+                   initializer_range=float(f["initializer_range"]), layer_norm_eps=float(f["layer_norm_eps"]),
+                   classifier_dropout=None if f["classifier_dropout"] is None else float(f["classifier_dropout"]),
+                   scan_layers=bool(scan_layers))
+
+    def classifier_dropout_rate(self) -> float:
+        """The dropout rate before a classification head: ``classifier_dropout``, or
+        ``hidden_dropout_prob`` when it is None."""
+        return self.hidden_dropout_prob if self.classifier_dropout is None else self.classifier_dropout
 
     @classmethod
     def base(cls, **overrides: Any) -> "BertConfig":
@@ -78,7 +116,7 @@ def _apply(params: dict, x: jax.Array) -> jax.Array:
     return dense(x, params["w"], params["b"])
 
 
-class BertModel(nnx.Module):
+class BertModel(HFPretrained, nnx.Module):
     """BERT encoder: token + segment + learned position embeddings, LayerNorm, dropout, a post-LN
     GELU encoder stack and the pooler ``tanh(W h_[CLS] + b)``::
 
@@ -92,6 +130,8 @@ class BertModel(nnx.Module):
     (:class:`~seqjax.nn.transformer.TransformerEncoder`), ``pooler`` (``w``, ``b``).
     """
 
+    hf_architecture = "BertModel"
+
     def __init__(self, config: BertConfig, *, rngs: nnx.Rngs, add_pooler: bool = True):
         c = config
         _checks.positive_int("vocab_size", c.vocab_size)
@@ -104,7 +144,7 @@ class BertModel(nnx.Module):
             rngs.params(), [(c.vocab_size, h), (c.max_position_embeddings, h), (c.type_vocab_size, h), (h, h)],
             c.initializer_range,
         )
-        if 0 <= c.pad_token_id < c.vocab_size:
+        if c.pad_token_id is not None and 0 <= c.pad_token_id < c.vocab_size:
             token = token.at[c.pad_token_id].set(0.0)
         self.embeddings = as_params({
             "token": token, "position": position, "token_type": token_type, "norm": layer_norm_init(h),
@@ -170,10 +210,12 @@ class BertModel(nnx.Module):
         return h, pooled
 
 
-class BertForMaskedLM(nnx.Module):
+class BertForMaskedLM(HFPretrained, nnx.Module):
     """BERT with the MLM head: ``logits = LN(gelu(h W_t + b_t)) E_tok^T + b_out`` (decoder tied to
     the token embedding, plus an output bias ``[V]``); no pooler. Train with
     :func:`seqjax.transformer.mlm_masking` and :func:`seqjax.transformer.mlm_loss`."""
+
+    hf_architecture = "BertForMaskedLM"
 
     def __init__(self, config: BertConfig, *, rngs: nnx.Rngs):
         self.config = config
@@ -198,9 +240,11 @@ class BertForMaskedLM(nnx.Module):
         return dense(z, self.bert.embeddings["token"][...].T, head["bias"])
 
 
-class BertForSequenceClassification(nnx.Module):
+class BertForSequenceClassification(HFPretrained, nnx.Module):
     """BERT with a [CLS] classification head: ``logits = Dropout(pooled) W_c + b_c``, where
     ``pooled = tanh(W_pool h_[CLS] + b_pool)`` (HF ``BertForSequenceClassification``)."""
+
+    hf_architecture = "BertForSequenceClassification"
 
     def __init__(self, config: BertConfig, num_labels: int, *, rngs: nnx.Rngs):
         _checks.positive_int("num_labels", num_labels)
@@ -217,5 +261,58 @@ class BertForSequenceClassification(nnx.Module):
         """``input_ids`` ``[b, t]`` -> class logits ``[b, num_labels]``."""
         k_bert, k_head = split_key(dropout_key, 2)
         _, pooled = self.bert(input_ids, dropout_key=k_bert, **options)
-        pooled = dropout(pooled, self.config.hidden_dropout_prob, k_head)
+        pooled = dropout(pooled, self.config.classifier_dropout_rate(), k_head)
         return _apply(values(self.classifier), pooled)
+
+
+class BertForTokenClassification(HFPretrained, nnx.Module):
+    """BERT with a per-token classification head (tagging: NER, POS):
+    ``logits[:, i] = Dropout(h_i) W_c + b_c`` on every position's last hidden state ``h_i``; no
+    pooler (HF ``BertForTokenClassification``). Padded positions get logits too: mask them in the
+    loss (``seq_lengths`` / ``token_mask``)."""
+
+    hf_architecture = "BertForTokenClassification"
+
+    def __init__(self, config: BertConfig, num_labels: int, *, rngs: nnx.Rngs):
+        _checks.positive_int("num_labels", num_labels)
+        self.config, self.num_labels = config, num_labels
+        self.bert = BertModel(config, rngs=rngs, add_pooler=False)
+        (w,) = init_weights(rngs.params(), [(config.hidden_size, num_labels)], config.initializer_range)
+        self.classifier = as_params(_dense_params(w))
+
+    def pure_params(self) -> dict:
+        """``{"bert": BertModel.pure_params() (no pooler), "classifier": {"w", "b"}}``."""
+        return {"bert": self.bert.pure_params(), "classifier": values(self.classifier)}
+
+    def __call__(self, input_ids: jax.Array, *, dropout_key: jax.Array | None = None, **options: Any) -> jax.Array:
+        """``input_ids`` ``[b, t]`` -> per-token logits ``[b, t, num_labels]``; ``options`` as
+        :class:`BertModel`."""
+        k_bert, k_head = split_key(dropout_key, 2)
+        h, _ = self.bert(input_ids, dropout_key=k_bert, **options)
+        h = dropout(h, self.config.classifier_dropout_rate(), k_head)
+        return _apply(values(self.classifier), h)
+
+
+class BertForNextSentencePrediction(HFPretrained, nnx.Module):
+    """BERT with the next-sentence-prediction head of its pretraining (Devlin et al. 2019,
+    section 3.1): ``logits = pooled W_nsp + b_nsp`` ``[b, 2]``, class 0 = segment B follows
+    segment A, class 1 = B is a random sentence (HF ``BertForNextSentencePrediction``; no dropout
+    before the head, as there). Segments are told apart by ``token_type_ids``."""
+
+    hf_architecture = "BertForNextSentencePrediction"
+
+    def __init__(self, config: BertConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        self.bert = BertModel(config, rngs=rngs, add_pooler=True)
+        (w,) = init_weights(rngs.params(), [(config.hidden_size, 2)], config.initializer_range)
+        self.nsp_head = as_params(_dense_params(w))
+
+    def pure_params(self) -> dict:
+        """``{"bert": BertModel.pure_params(), "nsp_head": {"w", "b"}}``."""
+        return {"bert": self.bert.pure_params(), "nsp_head": values(self.nsp_head)}
+
+    def __call__(self, input_ids: jax.Array, **options: Any) -> jax.Array:
+        """``input_ids`` ``[b, t]`` (``[CLS] A [SEP] B [SEP]``) -> ``[b, 2]`` logits (is next,
+        is random); ``options`` as :class:`BertModel`."""
+        _, pooled = self.bert(input_ids, **options)
+        return _apply(values(self.nsp_head), pooled)

@@ -37,6 +37,7 @@ from flax import nnx
 
 from seqjax import _checks
 from seqjax.attention.positional import sinusoidal_table
+from seqjax.nn.transformer.generation import run_decoding
 from seqjax.nn.params import as_params, values
 from seqjax.nn.transformer.inputs import check_decoding_cache, check_length, key_padding, token_validity
 from seqjax.nn.transformer.stacks import TransformerDecoder, TransformerEncoder
@@ -260,3 +261,33 @@ class EncoderDecoder(nnx.Module):
         params = self.pure_params()
         params = {k: params[k] for k in ("tgt_embedding", "decoder", "output")}
         return functools.partial(decoder_step, self.decoder.spec, params, max_len=self.max_len)
+
+    def generate(
+        self, src: jax.Array, max_new_tokens: int, *, bos_id: int, src_lengths: jax.Array | None = None,
+        method: str = "greedy", key: jax.Array | None = None, beam_size: int = 4, eos_id: int | None = None,
+        pad_id: int = 0, **options: Any,
+    ):
+        """Translate ``src`` ``[b, s]``: :meth:`init_decode_state` (encode once, cross-attention
+        keys and values cached), then :func:`seqjax.decoding.greedy`,
+        :func:`~seqjax.decoding.sample` or :func:`~seqjax.decoding.beam_search` over
+        :meth:`step_fn`, fed ``bos_id`` first (``method``, ``key``, ``beam_size``, ``eos_id``,
+        ``pad_id``, ``options`` as :meth:`GPTLanguageModel.generate`). Returns the decoding
+        function's result, ``max_new_tokens`` target tokens (BOS not included).
+
+        Example::
+
+            >>> import jax.numpy as jnp
+            >>> from flax import nnx
+            >>> from seqjax.nn.transformer import EncoderDecoder
+            >>> model = EncoderDecoder(11, 13, rngs=nnx.Rngs(0), d_model=8, num_heads=2, num_layers=1,
+            ...                        d_ff=16, max_len=16)
+            >>> model.generate(jnp.ones((2, 5), jnp.int32), 4, bos_id=1).sequences.shape
+            (2, 4)
+        """
+        _checks.positive_int("max_new_tokens", max_new_tokens)
+        if not isinstance(bos_id, int) or not 0 <= bos_id < self.tgt_vocab_size:
+            raise ValueError(f"bos_id must be an id in [0, {self.tgt_vocab_size}); got {bos_id!r}.")
+        state = self.init_decode_state(src, max_new_tokens, src_lengths=src_lengths)
+        first = jnp.full((state["index"].shape[0],), bos_id, jnp.int32)
+        return run_decoding(self.step_fn(), state, first, max_new_tokens, method=method, key=key,
+                            beam_size=beam_size, eos_id=eos_id, pad_id=pad_id, **options)

@@ -33,13 +33,16 @@ import jax.numpy as jnp
 from flax import nnx
 
 from seqjax import _checks
+from seqjax.decoding import BeamSearchResult, Generation
 from seqjax.interop.huggingface import ACTIVATIONS, check_hf_gpt2_config, from_hf_gpt2
 from seqjax.nn.params import load_pure_params
 from seqjax.nn.transformer.inputs import check_decoding_cache, check_length
+from seqjax.nn.transformer.generation import METHODS, run_decoding
+from seqjax.nn.transformer.pretrained import HFPretrained
 from seqjax.nn.transformer.stacks import TransformerEncoder
 from seqjax.primitives import dropout, split_key
 from seqjax.transformer import TransformerSpec, encoder_stack, init_weights
-from seqjax.transformer.cache import query_positions
+from seqjax.transformer.cache import capacity, query_positions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +53,12 @@ class GPT2Config:
     ``activation`` defaults to GPT-2's tanh-approximated GELU (HF ``gelu_new``); ``"gelu"`` is the
     exact form. ``n_inner`` defaults to ``4 * n_embd``. ``scan_layers`` stores the layers stacked
     and scans over them.
+
+    ``positional``: ``"absolute"`` (GPT-2's learned table ``E_pos``), or one of the schemes inside
+    the attention, with no position table: ``"rope"`` (Su et al. 2021; ``rope_base``),
+    ``"alibi"`` (Press et al. 2022) or ``"relative"`` (T5's bucketed bias, Raffel et al. 2020;
+    ``relative_buckets``, ``relative_max_distance``). ``n_positions`` still bounds the context
+    and the cache. Hugging Face GPT-2 checkpoints are ``"absolute"``.
     """
 
     vocab_size: int = 50257
@@ -66,6 +75,10 @@ class GPT2Config:
     initializer_range: float = 0.02
     tie_word_embeddings: bool = True
     scan_layers: bool = False
+    positional: str = "absolute"
+    rope_base: float = 10000.0
+    relative_buckets: int = 32
+    relative_max_distance: int = 128
 
     @classmethod
     def from_hf(cls, hf_config: Any, *, scan_layers: bool = False) -> "GPT2Config":
@@ -135,22 +148,27 @@ def gpt_forward(
     Args:
       spec: the blocks' spec (``GPTLanguageModel.spec``).
       params: ``GPTLanguageModel.pure_params()``: ``token_embedding [V, d]``,
-        ``position_embedding [P, d]``, ``blocks`` (a stack), optional ``lm_head [d, V]``.
+        ``position_embedding [P, d]`` (``"absolute"`` specs only), ``blocks`` (a stack), optional
+        ``lm_head [d, V]``.
       input_ids: ``[b, t]`` ids in ``[0, V)``.
       seq_lengths: ``[b]`` right padding (with a cache: how far the index advances).
       cache: None, or a KV cache of capacity ``<= P`` (``GPTLanguageModel.init_cache``).
       embedding_dropout_rate, dropout_key: dropout (GPT-2's ``embd_pdrop`` on the embeddings,
         the spec's rates inside the blocks), active only with a key.
     """
-    token, position = params["token_embedding"], params["position_embedding"]
+    token, position = params["token_embedding"], params.get("position_embedding")
     input_ids = _checks.token_ids("input_ids", input_ids, token.shape[0])
     t = input_ids.shape[1]
-    if cache is None:
+    x = token[input_ids]
+    if position is None:  # positions inside the attention (spec.positional: rope, alibi, relative)
+        if cache is not None:
+            check_decoding_cache(cache, capacity(cache), "the cache capacity")
+    elif cache is None:
         check_length(t, position.shape[0], "n_positions")
-        x = token[input_ids] + position[:t]
+        x = x + position[:t]
     else:
         check_decoding_cache(cache, position.shape[0], "n_positions")
-        x = token[input_ids] + jnp.take(position, query_positions(cache, t), axis=0)
+        x = x + jnp.take(position, query_positions(cache, t), axis=0)
     k_emb, k_blocks = split_key(dropout_key, 2)
     x = dropout(x, embedding_dropout_rate, k_emb)
     out = encoder_stack(spec, params["blocks"], x, seq_lengths=seq_lengths, cache=cache, dropout_key=k_blocks)
@@ -164,12 +182,11 @@ def gpt_step(spec: TransformerSpec, params: dict, cache: dict, tokens: jax.Array
     """One decoding step: ``tokens`` ``[b]`` (the latest token of each sequence) ->
     ``(cache, next-token logits [b, V])``, the contract of :mod:`seqjax.decoding`."""
     tokens = _checks.token_ids("tokens", tokens, params["token_embedding"].shape[0], ndim=1, layout="[batch]")
-    check_decoding_cache(cache, params["position_embedding"].shape[0], "n_positions")
     cache, logits = gpt_forward(spec, params, tokens[:, None], cache=cache)
     return cache, logits[:, 0]
 
 
-class GPTLanguageModel(nnx.Module):
+class GPTLanguageModel(HFPretrained, nnx.Module):
     """GPT-style decoder-only language model (GPT-2)::
 
         h_0    = Dropout(E_tok[ids] + E_pos[0..t-1])
@@ -189,7 +206,12 @@ class GPTLanguageModel(nnx.Module):
 
     Decoding: ``cache = model.init_cache(b, max_len)``, ``cache, logits = model.prefill(cache,
     prompt)``, ``cache, logits = model.decode_step(cache, tokens)``; all run with ``model.spec``.
+
+    Hugging Face ``GPT2LMHeadModel`` checkpoint directories: ``GPTLanguageModel.from_pretrained(dir)``,
+    ``model.save_pretrained(dir)`` (:mod:`seqjax.nn.transformer.pretrained`).
     """
+
+    hf_architecture = "GPT2LMHeadModel"
 
     def __init__(self, config: GPT2Config, *, rngs: nnx.Rngs):
         c = config
@@ -198,18 +220,21 @@ class GPTLanguageModel(nnx.Module):
         _checks.positive_int("n_layer", c.n_layer)
         _checks.probability("embd_pdrop", c.embd_pdrop)
         self.config = config
-        shapes = [(c.vocab_size, c.n_embd), (c.n_positions, c.n_embd)]
+        absolute = c.positional == "absolute"
+        shapes = [(c.vocab_size, c.n_embd)] + [(c.n_positions, c.n_embd)] * absolute
         if not c.tie_word_embeddings:
             shapes.append((c.n_embd, c.vocab_size))
-        token, position, *head = init_weights(rngs.params(), shapes, c.initializer_range)
+        token, *rest = init_weights(rngs.params(), shapes, c.initializer_range)
+        position, head = (rest[0], rest[1:]) if absolute else (None, rest)
         self.token_embedding = nnx.Param(token)
-        self.position_embedding = nnx.Param(position)
+        self.position_embedding = nnx.Param(position) if absolute else None
         self.blocks = TransformerEncoder(
             c.n_layer, c.n_embd, c.n_head, c.n_inner or 4 * c.n_embd, rngs=rngs,
             activation=c.activation, norm_first=True, final_norm=True, causal=True,
             dropout_rate=c.resid_pdrop, attention_dropout_rate=c.attn_pdrop, activation_dropout_rate=0.0,
             eps=c.layer_norm_epsilon, scan=c.scan_layers, weight_init=c.initializer_range,
-            output_init_scale=1.0 / math.sqrt(2 * c.n_layer),
+            output_init_scale=1.0 / math.sqrt(2 * c.n_layer), positional=c.positional, rope_base=c.rope_base,
+            relative_buckets=c.relative_buckets, relative_max_distance=c.relative_max_distance,
         )
         self.lm_head = nnx.Param(head[0]) if head else None
 
@@ -264,8 +289,9 @@ class GPTLanguageModel(nnx.Module):
 
     def pure_params(self) -> dict:
         """The whole model as the plain pytree :func:`gpt_forward` takes (class docstring)."""
-        params = {"token_embedding": self.token_embedding[...], "position_embedding": self.position_embedding[...],
-                  "blocks": self.blocks.pure_params()}
+        params = {"token_embedding": self.token_embedding[...], "blocks": self.blocks.pure_params()}
+        if self.position_embedding is not None:
+            params["position_embedding"] = self.position_embedding[...]
         if self.lm_head is not None:
             params["lm_head"] = self.lm_head[...]
         return params
@@ -330,3 +356,63 @@ class GPTLanguageModel(nnx.Module):
             ((2, 20), [4, 4])
         """
         return functools.partial(gpt_step, self.spec, self.pure_params())
+
+    def generate(
+        self, prompt: jax.Array, max_new_tokens: int, *, prompt_lengths: jax.Array | None = None,
+        method: str = "greedy", key: jax.Array | None = None, beam_size: int = 4, eos_id: int | None = None,
+        pad_id: int = 0, **options: Any,
+    ) -> Generation | BeamSearchResult:
+        """Continue ``prompt`` ``[b, p]`` by ``max_new_tokens`` tokens with the KV cache: prefill
+        all but each prompt's last token, then :func:`seqjax.decoding.greedy`,
+        :func:`~seqjax.decoding.sample` or :func:`~seqjax.decoding.beam_search` over
+        :meth:`step_fn`, fed that last token first
+        (:func:`seqjax.nn.transformer.generation.run_decoding`; no decoding logic of its own).
+
+        Args:
+          prompt: ``[b, p]`` ids, ``p >= 1``; right-padded when ``prompt_lengths`` is given.
+          max_new_tokens: tokens to generate; ``p + max_new_tokens - 1 <= n_positions``.
+          prompt_lengths: ``[b]`` valid lengths (``>= 1``) of a right-padded ``prompt``.
+          method: ``"greedy"``, ``"sample"`` (needs ``key``) or ``"beam"`` (``beam_size`` beams).
+          eos_id, pad_id: as the decoding functions.
+          options: passed on (``temperature``, ``top_k``, ``top_p``, ``repetition_penalty`` for
+            sampling; ``length_penalty``, ``early_stopping``, ``num_return_sequences`` for beams).
+
+        Returns:
+          the decoding function's result: :class:`~seqjax.decoding.Generation` (``sequences``
+          ``[b, max_new_tokens]``) or :class:`~seqjax.decoding.BeamSearchResult`
+          (``[b, n, max_new_tokens]``), the new tokens only.
+
+        Example::
+
+            >>> import jax.numpy as jnp
+            >>> from flax import nnx
+            >>> from seqjax.nn.transformer import GPT2Config, GPTLanguageModel
+            >>> model = GPTLanguageModel(GPT2Config(vocab_size=20, n_positions=16, n_embd=8, n_layer=1,
+            ...                                     n_head=2), rngs=nnx.Rngs(0))
+            >>> model.generate(jnp.ones((2, 3), jnp.int32), 5).sequences.shape
+            (2, 5)
+            >>> model.generate(jnp.ones((2, 3), jnp.int32), 5, method="beam", beam_size=3).sequences.shape
+            (2, 3, 5)
+        """
+        _checks.choice("method", method, METHODS)
+        _checks.positive_int("max_new_tokens", max_new_tokens)
+        prompt = _checks.token_ids("prompt", prompt, self.config.vocab_size)
+        b, p = prompt.shape
+        if p < 1:
+            raise ValueError("prompt must hold at least one token per sequence; got shape (b, 0).")
+        if prompt_lengths is None:
+            lengths = jnp.full((b,), p, jnp.int32)
+        else:
+            lengths = _checks.seq_lengths("prompt_lengths", prompt_lengths, batch=b, time=p)
+            if not isinstance(lengths, jax.core.Tracer) and int(jnp.min(lengths)) < 1:
+                raise ValueError(f"prompt_lengths must be >= 1 (the last prompt token is fed first); got {lengths}.")
+        total = p - 1 + max_new_tokens
+        if total > self.config.n_positions:
+            raise ValueError(f"prompt length {p} + max_new_tokens {max_new_tokens} - 1 = {total} exceeds "
+                             f"n_positions = {self.config.n_positions}.")
+        cache = self.init_cache(b, total)
+        if p > 1:
+            cache, _ = self.prefill(cache, prompt[:, :-1], seq_lengths=lengths - 1)
+        first = jnp.take_along_axis(prompt, (lengths - 1)[:, None], axis=1)[:, 0]
+        return run_decoding(self.step_fn(), cache, first, max_new_tokens, method=method, key=key,
+                            beam_size=beam_size, eos_id=eos_id, pad_id=pad_id, **options)

@@ -35,6 +35,7 @@ from seqjax.transformer import (
     encoder_stack_init,
     init_stack_cache,
 )
+from seqjax.transformer.position_bias import relative_bias_init
 
 
 class _LayerStack(nnx.Module):
@@ -47,21 +48,26 @@ class _LayerStack(nnx.Module):
         rope_base: float = 10000.0, eps: float = 1e-5, dropout_rate: float = 0.1,
         attention_dropout_rate: float | None = None, activation_dropout_rate: float | None = None,
         scan: bool = False, use_bias: bool = True, weight_init: Callable | float | None = None,
-        output_init_scale: float = 1.0, dtype: Any = None,
+        output_init_scale: float = 1.0, dtype: Any = None, relative_buckets: int = 32,
+        relative_max_distance: int = 128,
     ):
         self.spec = TransformerSpec(
             num_heads=num_heads, num_kv_heads=num_kv_heads, activation=activation, norm_first=norm_first,
             causal=causal, eps=eps, positional=positional, rope_base=rope_base, dtype=dtype,
             dropout_rate=dropout_rate, attention_dropout_rate=attention_dropout_rate,
-            activation_dropout_rate=activation_dropout_rate,
+            activation_dropout_rate=activation_dropout_rate, relative_buckets=relative_buckets,
+            relative_max_distance=relative_max_distance,
         )
         self.num_layers, self.d_model, self.num_heads, self.d_ff = num_layers, d_model, num_heads, d_ff
         self.scan = bool(scan)
-        self.stack = as_params(self._init_stack(
+        stack = self._init_stack(
             rngs.params(), num_layers, d_model, num_heads, d_ff, num_kv_heads=num_kv_heads,
             final_norm=norm_first if final_norm is None else final_norm, stacked=scan, use_bias=use_bias,
             weight_init=weight_init, output_scale=output_init_scale,
-        ))
+        )
+        if self.spec.positional == "relative":  # T5: one table for the whole stack
+            stack["relative_bias"] = relative_bias_init(rngs.params(), self.spec)
+        self.stack = as_params(stack)
 
     def _init_stack(self, *args: Any, **kwargs: Any) -> dict:
         raise NotImplementedError
@@ -84,8 +90,10 @@ class TransformerEncoder(_LayerStack):
       norm_first: False = post-LN, True = pre-LN.
       final_norm: final LayerNorm after the last layer; default ``norm_first``.
       causal: always apply the causal mask.
-      positional: ``"absolute"`` (positions added to the embeddings by the caller) or ``"rope"``
-        (rotary embeddings inside the self-attention), with ``rope_base``.
+      positional: ``"absolute"`` (positions added to the embeddings by the caller), ``"rope"``
+        (rotary embeddings inside the self-attention, with ``rope_base``), ``"alibi"`` (linear
+        logit biases) or ``"relative"`` (T5's learned bucketed bias, a ``relative_bias`` table
+        ``[relative_buckets, num_heads]`` in ``stack``, with ``relative_max_distance``).
       eps: LayerNorm epsilon (PyTorch 1e-5).
       dropout_rate: residual dropout (PyTorch's default 0.1, active only with a ``dropout_key``);
         ``attention_dropout_rate`` / ``activation_dropout_rate`` default to it.

@@ -36,6 +36,8 @@ GPT-2's ``Conv1D`` already stores its weights ``[in, out]``, the row-vector layo
   the layers a list, or one stacked dict with ``scan_layers=True``).
 * :func:`check_hf_gpt2_config`: the GPT-2 fields of a Hugging Face config, refusing the options
   seqjax's GPT-2 does not compute.
+* :func:`to_hf_gpt2`: the inverse, the pytree -> a ``GPT2LMHeadModel`` state dict with the names
+  ``save_pretrained`` writes; :func:`to_hf_gpt2_config` the config for it.
 * :data:`ACTIVATIONS`: Hugging Face's activation names -> seqjax's.
 
 Example::
@@ -69,7 +71,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from seqjax import _checks
-from seqjax.transformer.layout import stack_layers
+from seqjax.transformer.layout import stack_layers, unstack_layers
 
 ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
 """Hugging Face's ``activation_function`` names -> seqjax's (``gelu`` is the exact erf form in both)."""
@@ -118,7 +120,11 @@ def check_hf_gpt2_config(hf_config: Any) -> dict:
 
     Refused: a missing or non-positive size (:data:`SIZE_FIELDS`, ``n_inner``), an
     ``activation_function`` outside :data:`ACTIVATIONS`, ``scale_attn_weights=False``,
-    ``scale_attn_by_inverse_layer_idx=True``, ``add_cross_attention=True``.
+    ``scale_attn_by_inverse_layer_idx=True``, ``add_cross_attention=True``, a ``model_type``
+    other than ``"gpt2"`` (GPT-Neo, GPT-J ... differ in their layers). Accepted:
+    ``reorder_and_upcast_attn`` (the same function: it scales before the product and takes the
+    softmax in float32, as seqjax does), ``n_ctx`` (older configs; unused), ``summary_*`` (the
+    double-heads model's), token ids.
 
     Example::
 
@@ -132,6 +138,10 @@ def check_hf_gpt2_config(hf_config: Any) -> dict:
         ...
         ValueError: hf_config.activation_function must be one of ('gelu_new', 'gelu_pytorch_tanh', 'gelu', 'relu'); got 'silu'.
     """
+    model_type = _field(hf_config, "model_type")
+    if model_type is not None and model_type != "gpt2":
+        raise ValueError(f"hf_config.model_type must be 'gpt2' for seqjax's GPT-2; got {model_type!r} "
+                         "(another architecture: its layers differ).")
     _require_sizes("hf_config", hf_config)
     fields = {k: _field(hf_config, k) for k in SIZE_FIELDS}
     fields |= {k: _field(hf_config, k, default) for k, default in HF_DEFAULTS.items()}
@@ -236,3 +246,93 @@ def from_hf_gpt2(state_dict: Mapping[str, Any], config: Any) -> dict:
     if c.scan_layers:
         params["blocks"]["layers"] = stack_layers(params["blocks"]["layers"])
     return params
+
+
+def _absolute_only(config: Any) -> None:
+    positional = _field(config, "positional", "absolute")
+    if positional != "absolute":
+        raise ValueError(f"config.positional={positional!r} has no Hugging Face GPT-2 counterpart (GPT2LMHeadModel "
+                         "learns absolute positions); only positional='absolute' models convert.")
+
+
+def to_hf_gpt2(params: Mapping[str, Any], config: Any) -> dict[str, np.ndarray]:
+    """The ``GPT2LMHeadModel`` state dict (numpy float32, contiguous, ``transformer.`` prefix) of
+    the seqjax pytree ``params`` (``GPTLanguageModel.pure_params()``): the inverse of
+    :func:`from_hf_gpt2`, with the names ``save_pretrained`` writes (a tied head is not stored;
+    an untied one is ``lm_head.weight [V, d]``). Looped or stacked layers alike.
+
+    Example::
+
+        >>> import jax, numpy as np
+        >>> from flax import nnx
+        >>> from seqjax.nn import GPT2Config, GPTLanguageModel
+        >>> from seqjax.interop.huggingface import to_hf_gpt2
+        >>> config = GPT2Config(vocab_size=11, n_positions=8, n_embd=4, n_layer=1, n_head=2)
+        >>> params = GPTLanguageModel(config, rngs=nnx.Rngs(0)).pure_params()
+        >>> state = to_hf_gpt2(params, config)
+        >>> state["transformer.h.0.attn.c_attn.weight"].shape
+        (4, 12)
+        >>> back = from_hf_gpt2(state, config)
+        >>> all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(params)))
+        True
+    """
+    _require_sizes("config", config)
+    _absolute_only(config)
+    if not isinstance(params, Mapping) or not {"token_embedding", "position_embedding", "blocks"} <= set(params):
+        raise ValueError("params must be GPTLanguageModel.pure_params() (token_embedding, position_embedding, blocks); "
+                         f"got {sorted(params) if isinstance(params, Mapping) else type(params).__name__}.")
+    out: dict[str, np.ndarray] = {}
+
+    def put(name, value):
+        out[name] = np.ascontiguousarray(np.asarray(value, np.float32))
+
+    def norm(name, p):
+        put(f"{name}.weight", p["scale"])
+        put(f"{name}.bias", p["bias"])
+
+    put("transformer.wte.weight", params["token_embedding"])
+    put("transformer.wpe.weight", params["position_embedding"])
+    layers = params["blocks"]["layers"]
+    for i, layer in enumerate(unstack_layers(layers) if isinstance(layers, Mapping) else layers):
+        h, a, ffn = f"transformer.h.{i}", layer["self_attn"], layer["ffn"]
+        norm(f"{h}.ln_1", layer["norm_1"])
+        norm(f"{h}.ln_2", layer["norm_2"])
+        put(f"{h}.attn.c_attn.weight", np.concatenate([np.asarray(a[k]) for k in ("w_q", "w_k", "w_v")], axis=1))
+        put(f"{h}.attn.c_attn.bias", np.concatenate([np.asarray(a[k]) for k in ("b_q", "b_k", "b_v")]))
+        put(f"{h}.attn.c_proj.weight", a["w_o"])
+        put(f"{h}.attn.c_proj.bias", a["b_o"])
+        put(f"{h}.mlp.c_fc.weight", ffn["w_1"])
+        put(f"{h}.mlp.c_fc.bias", ffn["b_1"])
+        put(f"{h}.mlp.c_proj.weight", ffn["w_2"])
+        put(f"{h}.mlp.c_proj.bias", ffn["b_2"])
+    norm("transformer.ln_f", params["blocks"]["final_norm"])
+    tied = bool(_field(config, "tie_word_embeddings", True))
+    if tied and "lm_head" in params:
+        raise ValueError("params has an lm_head but the config ties the head (tie_word_embeddings=True).")
+    if not tied:
+        if "lm_head" not in params:
+            raise ValueError("params lacks the lm_head that an untied config (tie_word_embeddings=False) has.")
+        put("lm_head.weight", np.asarray(params["lm_head"]).T)
+    from_hf_gpt2(out, config)  # the shapes against the config, by the reader itself
+    return out
+
+
+def to_hf_gpt2_config(config: Any) -> dict:
+    """A Hugging Face ``config.json`` dict (``GPT2LMHeadModel``) for seqjax's ``GPT2Config``
+    ``config`` (any object or mapping with its fields); ``GPT2Config.from_dict`` of
+    ``transformers`` reads it. No BOS/EOS ids are set (seqjax's config has none)."""
+    _require_sizes("config", config)
+    _absolute_only(config)
+    reverse = {"gelu_tanh": "gelu_new", "gelu": "gelu", "relu": "relu"}
+    act = _field(config, "activation", "gelu_tanh")
+    if act not in reverse:
+        raise ValueError(f"config.activation must be one of {tuple(reverse)}; got {act!r}.")
+    out = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], **{k: _field(config, k) for k in SIZE_FIELDS},
+           "activation_function": reverse[act], "bos_token_id": None, "eos_token_id": None}
+    for k, default in HF_DEFAULTS.items():
+        if k != "activation_function":
+            out[k] = _field(config, k, default)
+    out |= {"scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
+            "add_cross_attention": False}
+    check_hf_gpt2_config(out)
+    return out

@@ -133,7 +133,7 @@ def combine_masks(*masks: Any) -> jax.Array | None:
             )
         arrays.append(mask)
     try:
-        shape = np.broadcast_shapes(*(tuple(m.shape) for m in arrays))
+        shape = jnp.broadcast_shapes(*(tuple(m.shape) for m in arrays))  # symbolic dims too (jax.export)
     except ValueError:
         raise ValueError(
             "masks do not broadcast together; got shapes "

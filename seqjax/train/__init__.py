@@ -6,7 +6,8 @@ Each module is one idea, small enough to read at once::
                        (accumulation, bfloat16 mixed precision, remat, donation)
     losses.py          masked cross-entropy with label smoothing, MSE, bits per character
     schedules.py       inverse-sqrt (Transformer) warmup, warmup + linear/cosine decay, ULMFiT's STLR
-    finetune/          LoRA, adapters, freezing/BitFit/ULMFiT, distillation on pure pytrees
+    finetune/          LoRA, adapters, freezing/BitFit/ULMFiT, distillation on pure pytrees, one
+                       interface over them (finetune/methods.py)
     clipping.py        global-norm, value, AGC and running-average-norm clipping
     metrics.py         corpus BLEU (Papineni et al. 2002; sacreBLEU's defaults)
     optim.py           AdamW with a decay mask by parameter role, per-group learning rates, freezing

@@ -8,6 +8,8 @@ through ``nnx.split`` / ``nnx.merge``), one concept per module::
                      unfreezing (ULMFiT, Howard & Ruder 2018) as optax transformations
     distillation.py  knowledge distillation: soft targets at temperature T (Hinton et al. 2015),
                      logit MSE (Tang et al. 2019)
+    methods.py       prepare(method, params, optimizer): full, probe, bitfit, lora, adapters behind
+                     one interface (what a comparison loops over)
 
 The slanted-triangular schedule of ULMFiT is :func:`seqjax.train.schedules.slanted_triangular`.
 """

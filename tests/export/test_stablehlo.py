@@ -149,3 +149,12 @@ def test_symbolic_specs_share_names_and_check():
     assert x.shape[0] == n.shape[0]
     with pytest.raises(ValueError, match="at least one"):
         symbolic_specs()
+
+
+def test_optional_packages_are_imported_lazily():
+    # (flatbuffers is left out: jax itself imports it when it is installed)
+    code = ("import sys, seqjax, seqjax.export, seqjax.export.onnx, seqjax.train.finetune.lora; "
+            "print(sorted(m for m in ('jax2onnx', 'onnx', 'onnxruntime', 'safetensors') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"

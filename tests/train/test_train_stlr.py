@@ -27,7 +27,7 @@ def test_values_by_hand():
 def test_matches_formula_everywhere(T, cut_frac, ratio, lr_max):
     stlr = slanted_triangular(lr_max, T, cut_frac=cut_frac, ratio=ratio)
     ts = np.arange(T + 1)
-    got = np.array([float(v) for v in stlr(ts)])
+    got = np.asarray(stlr(ts), np.float64)
     want = np.array([max(paper_stlr(int(t), T, cut_frac, ratio, lr_max), 0.0) for t in ts])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-12)
     assert float(stlr(10 * T)) == pytest.approx(want[-1], rel=1e-6, abs=1e-12)   # held after T

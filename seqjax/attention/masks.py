@@ -33,6 +33,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.export import is_symbolic_dim
 
 from seqjax import _checks
 
@@ -84,13 +85,15 @@ def causal_mask(q_len: int, kv_len: int | None = None, *, offset: int = 0) -> ja
     ``jnp.tril(ones((t, s)))``. For decoding with a cache of ``s`` keys whose last ``t`` are the
     current queries, use ``offset = s - t`` (query ``i`` sits at absolute position ``i + offset``).
     """
-    _checks.nonnegative_int("q_len", q_len)
     kv_len = q_len if kv_len is None else kv_len
-    _checks.nonnegative_int("kv_len", kv_len)
+    for name, size in (("q_len", q_len), ("kv_len", kv_len)):
+        if not is_symbolic_dim(size):  # a symbolic length (jax.export "b, t") passes
+            _checks.nonnegative_int(name, size)
     if not isinstance(offset, (int, np.integer)):
         raise ValueError(f"offset must be an integer; got {offset!r}.")
-    rows = jnp.arange(q_len)[:, None] + offset
-    return (jnp.arange(kv_len)[None, :] <= rows)[None, None]
+    # iota rather than arange: also traces with symbolic lengths (jax.export, jax2onnx)
+    rows = jax.lax.broadcasted_iota(jnp.int32, (q_len, kv_len), 0) + offset
+    return (jax.lax.broadcasted_iota(jnp.int32, (q_len, kv_len), 1) <= rows)[None, None]
 
 
 def cross_attention_mask(
@@ -133,7 +136,7 @@ def combine_masks(*masks: Any) -> jax.Array | None:
             )
         arrays.append(mask)
     try:
-        shape = np.broadcast_shapes(*(tuple(m.shape) for m in arrays))
+        shape = jnp.broadcast_shapes(*(tuple(m.shape) for m in arrays))  # symbolic dims too (jax.export)
     except ValueError:
         raise ValueError(
             "masks do not broadcast together; got shapes "

@@ -31,7 +31,8 @@ def zero_padding(xs: jax.Array, seq_lengths: jax.Array | None) -> jax.Array:
     """``xs`` ``[b, t, ...]`` with the steps at or beyond each sequence's length set to zero."""
     if seq_lengths is None:
         return xs
-    valid = jnp.arange(xs.shape[1])[None, :] < seq_lengths[:, None]
+    # iota rather than arange(t): also traces when t is symbolic (jax.export, jax2onnx)
+    valid = jax.lax.broadcasted_iota(seq_lengths.dtype, xs.shape[:2], 1) < seq_lengths[:, None]
     return jnp.where(valid.reshape(*valid.shape, *(1,) * (xs.ndim - 2)), xs, jnp.zeros_like(xs))
 
 
@@ -221,7 +222,8 @@ def _fused_lstm(params, xs, carry, seq_lengths, *, reverse, keep_order, unroll):
         else:
             perm = jax.vmap(_reverse_permutation, in_axes=(None, 0))(time, seq_lengths)  # [b, t]
             xs = jnp.take_along_axis(xs, perm[:, :, None], axis=1)
-    valid = None if seq_lengths is None else jnp.arange(time)[:, None] < seq_lengths[None, :]
+    valid = None if seq_lengths is None else (
+        jax.lax.broadcasted_iota(seq_lengths.dtype, (time, xs.shape[0]), 0) < seq_lengths[None, :])
     (h, c), ys = fused_lstm(
         params["w_i"], params["w_h"], params["b"], xs.swapaxes(0, 1), carry.h, carry.c, valid,
         unroll,

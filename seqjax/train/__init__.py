@@ -5,7 +5,9 @@ Each module is one idea, small enough to read at once::
     step.py            make_train_step / make_eval_step: pure jitted updates of a parameter pytree
                        (accumulation, bfloat16 mixed precision, remat, donation)
     losses.py          masked cross-entropy with label smoothing, MSE, bits per character
-    schedules.py       inverse-sqrt (Transformer) warmup, warmup + linear/cosine decay
+    schedules.py       inverse-sqrt (Transformer) warmup, warmup + linear/cosine decay, ULMFiT's STLR
+    finetune/          LoRA, adapters, freezing/BitFit/ULMFiT, distillation on pure pytrees, one
+                       interface over them (finetune/methods.py)
     clipping.py        global-norm, value, AGC and running-average-norm clipping
     metrics.py         corpus BLEU (Papineni et al. 2002; sacreBLEU's defaults)
     optim.py           AdamW with a decay mask by parameter role, per-group learning rates, freezing
@@ -52,6 +54,7 @@ from seqjax.train.optim import (
 )
 from seqjax.train.schedules import (
     inverse_sqrt_warmup,
+    slanted_triangular,
     warmup_constant,
     warmup_cosine_decay,
     warmup_linear_decay,
@@ -71,6 +74,6 @@ __all__ = [
     "data_mesh", "decay_mask", "discriminative", "early_stopping", "ema_norm_clip",
     "inverse_sqrt_warmup", "make_clipping", "make_eval_step", "make_train_step", "module_loss",
     "mse", "multi_group", "param_paths", "param_role", "path_labels", "perplexity", "replicate", "replicated",
-    "shard_batch", "smoothed_targets", "split_params", "verify_checkpoint", "warmup_constant",
+    "shard_batch", "slanted_triangular", "smoothed_targets", "split_params", "verify_checkpoint", "warmup_constant",
     "warmup_cosine_decay", "warmup_linear_decay",
 ]

@@ -18,6 +18,14 @@ zero at step 0 or go negative after the last step; see 001-part2 section 2.2).
   (clamped: never negative). BERT's schedule.
 * :func:`warmup_cosine_decay` -- the same warmup, then half a cosine from ``peak_value`` to
   ``end_value`` at ``total_steps``, ``end_value`` after. Not in the seeds (an extra).
+* :func:`slanted_triangular` -- ULMFiT's schedule (Howard & Ruder 2018, eq. 3): a short linear
+  rise from ``max_lr / ratio`` to ``max_lr`` over the first ``cut = floor(T * cut_frac)`` steps,
+  then a long linear decay back to ``max_lr / ratio`` at ``T``::
+
+      p(t)  = t / cut                                    t < cut
+            = 1 - (t - cut) / (cut * (1 / cut_frac - 1))   cut <= t <= T  (then held)
+      lr(t) = max_lr * (1 + p (ratio - 1)) / ratio,       t = count
+
 * :func:`warmup_constant` -- the seed's LSTM warmup (001-part2 L5532): linear from 0 to
   ``peak_value`` over ``warmup_steps``, then constant.
 
@@ -103,6 +111,46 @@ def warmup_cosine_decay(
         init_value=init_value, peak_value=peak_value, warmup_steps=warmup_steps,
         decay_steps=total_steps, end_value=end_value,
     )
+
+
+def slanted_triangular(
+    max_lr: float, total_steps: int, *, cut_frac: float = 0.1, ratio: float = 32.0
+) -> optax.Schedule:
+    """ULMFiT's slanted triangular learning rate (Howard & Ruder 2018, eq. 3; their defaults
+    ``cut_frac = 0.1``, ``ratio = 32``, ``max_lr = 0.01``), ``t = count`` (module docstring).
+
+    ``cut = floor(total_steps * cut_frac)`` must be at least 1 and less than ``total_steps``.
+    Up to ``total_steps`` this is the paper's formula exactly: when the floor is not exact, ``p``
+    ends slightly below 0 and the last rates dip below ``max_lr / ratio`` (never below 0: the
+    rate is floored at 0). After ``total_steps`` the rate stays at its value there.
+
+    Example::
+
+        >>> from seqjax.train.schedules import slanted_triangular
+        >>> stlr = slanted_triangular(0.01, 1000)
+        >>> [round(float(stlr(t)), 7) for t in (0, 50, 100, 550, 1000, 5000)]
+        [0.0003125, 0.0051562, 0.01, 0.0051562, 0.0003125, 0.0003125]
+    """
+    _positive("max_lr", max_lr)
+    _checks.positive_int("total_steps", total_steps)
+    if not (isinstance(cut_frac, (int, float)) and 0 < cut_frac < 1):
+        raise ValueError(f"cut_frac must be in (0, 1); got {cut_frac!r}.")
+    if not (isinstance(ratio, (int, float)) and math.isfinite(ratio) and ratio >= 1):
+        raise ValueError(f"ratio must be a finite number >= 1; got {ratio!r}.")
+    cut = math.floor(total_steps * cut_frac)
+    if not 1 <= cut < total_steps:
+        raise ValueError(
+            f"cut = floor(total_steps * cut_frac) = {cut} must be in [1, total_steps); got total_steps="
+            f"{total_steps}, cut_frac={cut_frac}."
+        )
+    decay_len = cut * (1.0 / cut_frac - 1.0)
+
+    def schedule(count):
+        t = jnp.minimum(jnp.asarray(count, jnp.float32), float(total_steps))
+        p = jnp.where(t < cut, t / cut, 1.0 - (t - cut) / decay_len)
+        return jnp.maximum(max_lr * (1.0 + p * (ratio - 1.0)) / ratio, 0.0)
+
+    return schedule
 
 
 def warmup_constant(peak_value: float, warmup_steps: int) -> optax.Schedule:

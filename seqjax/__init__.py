@@ -6,7 +6,9 @@ Data flows one way, from the experiments down to pure functions::
                         checkpoint/resume of a run, progress bars
     seqjax.train        the training core: jitted train/eval steps, losses, schedules, clipping,
                         optimisers (weight decay by parameter role, groups, freezing),
-                        checkpoints, data-parallel sharding, early stopping
+                        checkpoints, data-parallel sharding, early stopping, stateful
+                        truncated BPTT, forecast metrics, finetune/ (LoRA, adapters, BitFit,
+                        freezing, ULMFiT, distillation)
     seqjax.nn           Flax NNX modules that own parameters and call the pure cores: recurrent
                         layers and stacks, recurrent encoder-decoders, transformer stacks,
                         the encoder-decoder Transformer, BERT, GPT
@@ -21,7 +23,12 @@ Data flows one way, from the experiments down to pure functions::
     seqjax.seq2seq      recurrent encoder-decoders with Bahdanau / Luong attention
     seqjax.decoding     greedy, sampling and beam search over any step function
     seqjax.interop      weight converters: PyTorch modules, Hugging Face checkpoints
-    seqjax.data         synthetic tasks, batching and padding, tokenizers, shipped corpora
+    seqjax.export       serving artifacts: jax.export StableHLO, ONNX
+    seqjax.tagging      sequence labelling: linear-chain CRF, IOB2 spans and span F1
+    seqjax.text         text processing and models of text (Kneser-Ney n-grams)
+    seqjax.data         synthetic tasks, batching and padding, tokenizers, shipped corpora,
+                        real time series, cross-validation splits
+    seqjax.viz          figures and the offline HTML explorer, from arrays (numpy only)
     seqjax.primitives   dense, dropout, layer norm, key splitting: written once, used everywhere
 
 Conventions: sequences are ``[batch, time, features]`` with right padding given as

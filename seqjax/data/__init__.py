@@ -19,7 +19,9 @@ from seqjax.data.synthetic import (
     copy_memory,
     delayed_match_to_sample,
     ends_with_pattern,
+    neighbour_sum_tagging,
     noisy_sines,
+    random_sines,
     sequence_reversal,
 )
 from seqjax.data.tokenizers import BPETokenizer, CharTokenizer, Vocabulary, WordTokenizer, load_tokenizer
@@ -43,7 +45,9 @@ __all__ = [
     "ends_with_pattern",
     "load_text",
     "load_tokenizer",
+    "neighbour_sum_tagging",
     "noisy_sines",
+    "random_sines",
     "pad_sequences",
     "precedence_task",
     "reorder_translation_pair",

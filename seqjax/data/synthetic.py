@@ -219,21 +219,21 @@ def random_sines(
     return clean, clean + noise * jax.random.normal(k_noise, clean.shape)
 
 
-def neighbour_sum_tagging(
+def neighbour_comparison_tagging(
     key: jax.Array, batch: int, length: int, *, vocab_size: int = 4
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """A tagging task that needs the right context: the tag of step ``t`` is
-    ``(x_{t-1} + x_{t+1}) mod vocab_size``.
+    """A tagging task that needs the right context: the tag of step ``t`` is 1 if
+    ``x_{t+1} > x_{t-1}``, else 0.
 
     Tokens are iid uniform over ``vocab_size``. A model that reads left to right knows ``x_{t-1}``
-    but not ``x_{t+1}``, which is independent of everything before it, so its best accuracy is
-    chance, ``1 / vocab_size``; a bidirectional one can reach 1. The first and last steps have no
-    tag. Returns ``tokens`` ``[b, t]`` int32, ``tags`` ``[b, t]`` int32 (0 at the untagged ends)
-    and ``mask`` ``[b, t]`` bool (True where tagged).
+    but not ``x_{t+1}``, which is independent of everything before it: its best accuracy is
+    :func:`left_to_right_ceiling` (0.75 for 4 tokens), while a bidirectional model can reach 1.
+    The first and last steps have no tag. Returns ``tokens`` ``[b, t]`` int32, ``tags``
+    ``[b, t]`` int32 (0 at the untagged ends) and ``mask`` ``[b, t]`` bool (True where tagged).
 
     >>> import jax
-    >>> tokens, tags, mask = neighbour_sum_tagging(jax.random.key(0), 1, 5, vocab_size=4)
-    >>> bool(tags[0, 2] == (tokens[0, 1] + tokens[0, 3]) % 4), mask[0].tolist()
+    >>> tokens, tags, mask = neighbour_comparison_tagging(jax.random.key(0), 1, 5)
+    >>> bool(tags[0, 2] == (tokens[0, 3] > tokens[0, 1])), mask[0].tolist()
     (True, [False, True, True, True, False])
     """
     _checks.positive_int("batch", batch)
@@ -242,8 +242,20 @@ def neighbour_sum_tagging(
     if not isinstance(vocab_size, int) or vocab_size < 2:
         raise ValueError(f"vocab_size must be an integer >= 2; got {vocab_size!r}.")
     tokens = jax.random.randint(key, (batch, length), 0, vocab_size)
-    inner = (tokens[:, :-2] + tokens[:, 2:]) % vocab_size
+    inner = (tokens[:, 2:] > tokens[:, :-2]).astype(jnp.int32)
     zero = jnp.zeros((batch, 1), jnp.int32)
     tags = jnp.concatenate([zero, inner, zero], axis=1)
     mask = jnp.broadcast_to((jnp.arange(length) > 0) & (jnp.arange(length) < length - 1), (batch, length))
     return tokens, tags, mask
+
+
+def left_to_right_ceiling(vocab_size: int) -> float:
+    """The best accuracy on :func:`neighbour_comparison_tagging` knowing only ``x_{t-1} = a``:
+    guess the likelier of ``x_{t+1} > a`` (probability ``(V - 1 - a) / V``) and its opposite,
+    averaged over ``a``. The majority class alone scores ``1 - (V - 1) / (2 V)``.
+
+    >>> left_to_right_ceiling(4)
+    0.75
+    """
+    v = vocab_size
+    return sum(max(v - 1 - a, a + 1) for a in range(v)) / (v * v)

@@ -1,4 +1,4 @@
-"""seqjax.data.synthetic.random_sines and neighbour_sum_tagging, against numpy references."""
+"""seqjax.data.synthetic.random_sines, neighbour_comparison_tagging and left_to_right_ceiling, against numpy references."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from seqjax.data import neighbour_sum_tagging, random_sines
+from seqjax.data import left_to_right_ceiling, neighbour_comparison_tagging, random_sines
 
 
 def test_random_sines_are_sines_in_the_ranges():
@@ -30,21 +30,28 @@ def test_random_sines_are_sines_in_the_ranges():
         random_sines(jax.random.key(0), 2, 5, frequency=(1.0, 0.5))
 
 
-def test_neighbour_sum_tags_equal_a_python_loop():
-    tokens, tags, mask = (np.asarray(a) for a in neighbour_sum_tagging(jax.random.key(1), 16, 9, vocab_size=5))
+def test_neighbour_comparison_tags_equal_a_python_loop_and_the_ceiling_is_exact():
+    tokens, tags, mask = (np.asarray(a) for a in neighbour_comparison_tagging(jax.random.key(1), 16, 9, vocab_size=5))
     assert tokens.shape == tags.shape == mask.shape == (16, 9)
     for b in range(16):
         for t in range(9):
             if 0 < t < 8:
-                assert mask[b, t] and tags[b, t] == (tokens[b, t - 1] + tokens[b, t + 1]) % 5
+                assert mask[b, t] and tags[b, t] == int(tokens[b, t + 1] > tokens[b, t - 1])
             else:
                 assert not mask[b, t] and tags[b, t] == 0
-    # The next token is independent of the past: a left-to-right reader is at chance.
-    big_tokens, big_tags, _ = (np.asarray(a) for a in neighbour_sum_tagging(jax.random.key(2), 4000, 5, vocab_size=4))
-    joint = np.zeros((4, 4))
-    np.add.at(joint, (big_tokens[:, 1], big_tags[:, 2]), 1)  # x_{t-1}, tag_t
-    assert np.max(joint / joint.sum(1, keepdims=True)) < 0.3
+    # The best left-to-right guess, by brute force over (x_{t-1}, x_{t+1}) pairs.
+    for v in (2, 3, 4, 7):
+        best = 0.0
+        for a in range(v):
+            ones = sum(c > a for c in range(v))
+            best += max(ones, v - ones) / v / v
+        assert left_to_right_ceiling(v) == pytest.approx(best)
+    assert left_to_right_ceiling(4) == 0.75
+    # Measured: a reader that knows x_{t-1} exactly and guesses optimally reaches the ceiling.
+    big_tokens, big_tags, _ = (np.asarray(a) for a in neighbour_comparison_tagging(jax.random.key(2), 20000, 3, vocab_size=4))
+    guess = (big_tokens[:, 0] < 2).astype(int)  # x_{t+1} > a is likelier for a in {0, 1}
+    assert np.mean(guess == big_tags[:, 1]) == pytest.approx(0.75, abs=0.01)
     with pytest.raises(ValueError, match="length"):
-        neighbour_sum_tagging(jax.random.key(0), 2, 2)
+        neighbour_comparison_tagging(jax.random.key(0), 2, 2)
     with pytest.raises(ValueError, match="vocab_size"):
-        neighbour_sum_tagging(jax.random.key(0), 2, 5, vocab_size=1)
+        neighbour_comparison_tagging(jax.random.key(0), 2, 5, vocab_size=1)

@@ -1,4 +1,6 @@
-"""experiments.code_lab: the --quick run end to end, the claims its numbers rest on, and resume."""
+"""experiments.code_lab: a two-exercise --quick run in process, the claims the numbers rest on, and
+(marked slow: the whole --quick run compiles about twenty models, about 40 s on a quiet 2-core
+machine) every exercise end to end and SIGKILL + resume."""
 
 from __future__ import annotations
 
@@ -26,6 +28,30 @@ def quick_run(quick_run_dir):
     return out, json.loads((out / "metrics.json").read_text())
 
 
+def test_quick_run_of_two_exercises_in_process(tmp_path):
+    out = tmp_path / "run"
+    summary = lab.main(["--quick", "--exercise", "clipping,gru_gates", "--out", str(out)])
+    for name in ("config.json", "metrics.jsonl", "metrics.json", "clipping.png", "gru_gates.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    records = procs.records(out)
+    assert len(records) == 2 * QUICK.clip_steps + QUICK.gru_steps
+    assert [r["variant"] for r in records[:QUICK.clip_steps]] == ["clipped"] * QUICK.clip_steps
+    ex = summary["exercises"]
+    assert set(ex) == {"clipping", "gru_gates"} and [r["exercise"] for r in summary["table"]] == ["clipping", "gru_gates"]
+    # The same init and batches: the first step's loss and (pre-clipping) gradient norm agree.
+    first = {r["variant"]: r for r in records if r["step"] == 1 and r["exercise"] == "clipping"}
+    assert first["clipped"]["loss"] == first["unclipped"]["loss"]
+    assert first["clipped"]["grad_norm"] == pytest.approx(first["unclipped"]["grad_norm"], rel=1e-6)
+    assert ex["clipping"]["baseline_mse"] == pytest.approx(1 / 6)
+    assert ex["gru_gates"]["max_abs_difference_to_cell"] < 1e-5
+    g = ex["gru_gates"]["params_cell"]
+    h = QUICK.gru_hidden
+    assert g["gru"] == 3 * h * (2 + h) + 4 * h   # PyTorch's reset-after GRU: w_i, w_h, b, b_hn
+    assert g["lstm"] == 4 * h * (2 + h) + 4 * h
+    assert 0 < ex["gru_gates"]["update_gate_marked"] < 1
+
+
+@pytest.mark.slow
 def test_quick_run_writes_every_output(quick_run):
     out, summary = quick_run
     for name in ("config.json", "run.json", "metrics.jsonl", "metrics.json", *(f"{e}.png" for e in lab.EXERCISES)):

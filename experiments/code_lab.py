@@ -1299,7 +1299,8 @@ def summarise_gru_gates(res: dict, config: Config):
     axes[0].set(ylabel="value", title="input (red: the two marked steps)")
     for ax, name in ((axes[1], "z"), (axes[2], "r")):
         im = ax.imshow(np.asarray(ex[name]), aspect="auto", cmap="viridis", vmin=0, vmax=1)
-        ax.set(ylabel="unit", title=f"{'update' if name == 'z' else 'reset'} gate {name} (z near 1 keeps the state)")
+        ax.set(ylabel="unit", title="update gate z (z near 1 keeps the state)" if name == "z"
+               else "reset gate r (how much of h enters the candidate)")
         fig.colorbar(im, ax=ax)
     axes[2].set_xlabel("time step")
     fig.suptitle(TITLES["gru_gates"] + f": mean z at marked steps {r['update_gate_marked']:.2f}, elsewhere "

@@ -20,11 +20,19 @@ from seqjax.experiment import config_from_json
 from seqjax.recurrence import rnn
 
 QUICK = lab.Config(**lab.Config.QUICK)
+TIMEOUT_S = 1200  # the whole --quick run is ~40 s on a quiet machine; several times that when shared
+
+
+def _run(argv, *, cache_dir, log):
+    proc = procs.start("code_lab", argv, cache_dir=cache_dir, log=log)
+    assert proc.wait(timeout=TIMEOUT_S) == 0, log.read_text()[-3000:]
 
 
 @pytest.fixture(scope="module")
-def quick_run(quick_run_dir):
-    out = quick_run_dir("code_lab")
+def quick_run(tmp_path_factory, xla_cache):
+    base = tmp_path_factory.mktemp("code_lab_quick")
+    _run(["--quick", "--out", str(base / "run")], cache_dir=xla_cache("code_lab"), log=base / "stderr.log")
+    out = base / "run"
     return out, json.loads((out / "metrics.json").read_text())
 
 
@@ -165,6 +173,6 @@ def test_sigkill_then_resume_gives_the_uninterrupted_results(quick_run, tmp_path
     procs.kill_at_checkpoint(procs.start("code_lab", argv, cache_dir=cache, log=tmp_path / "k.log"),
                              killed, 30, tmp_path / "k.log")
     assert not (killed / "metrics.json").exists()
-    procs.run("code_lab", ["--resume", str(killed)], cache_dir=cache, log=tmp_path / "r.log")
+    _run(["--resume", str(killed)], cache_dir=cache, log=tmp_path / "r.log")
     assert procs.summary_without_timings(killed) == procs.summary_without_timings(straight)
     assert procs.records(killed) == procs.records(straight)

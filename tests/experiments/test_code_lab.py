@@ -5,7 +5,6 @@ machine) every exercise end to end and SIGKILL + resume."""
 from __future__ import annotations
 
 import json
-import math
 
 import jax
 import jax.numpy as jnp

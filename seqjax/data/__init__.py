@@ -19,7 +19,10 @@ from seqjax.data.synthetic import (
     copy_memory,
     delayed_match_to_sample,
     ends_with_pattern,
+    left_to_right_ceiling,
+    neighbour_comparison_tagging,
     noisy_sines,
+    random_sines,
     sequence_reversal,
 )
 from seqjax.data.tokenizers import BPETokenizer, CharTokenizer, Vocabulary, WordTokenizer, load_tokenizer
@@ -43,7 +46,10 @@ __all__ = [
     "ends_with_pattern",
     "load_text",
     "load_tokenizer",
+    "left_to_right_ceiling",
+    "neighbour_comparison_tagging",
     "noisy_sines",
+    "random_sines",
     "pad_sequences",
     "precedence_task",
     "reorder_translation_pair",

@@ -179,3 +179,83 @@ def delayed_match_to_sample(
     labels = jax.random.bernoulli(k_match, 0.5, (batch,)).astype(jnp.int32)
     probe = jnp.where(labels[:, None] == 1, xs[:, 0], xs[:, -1])
     return xs.at[:, -1].set(probe), labels
+
+
+def random_sines(
+    key: jax.Array,
+    batch: int,
+    length: int,
+    *,
+    dt: float = 10.0 / 44.0,
+    amplitude: tuple[float, float] = (0.5, 1.5),
+    frequency: tuple[float, float] = (0.1, 0.5),
+    noise: float = 0.05,
+) -> tuple[jax.Array, jax.Array]:
+    """Sines of random amplitude, frequency and phase, sampled every ``dt``, clean and noisy.
+
+    ``s_i = A sin(w i dt + phi)`` with ``A ~ U(amplitude)``, ``w ~ U(frequency)`` (radians per
+    time unit) and ``phi ~ U(0, 2 pi)`` per sequence; ``x_i = s_i + noise * N(0, 1)``. The
+    defaults are the textbook chapter's transformer exercise (``t = linspace(0, 10, 45)``, so
+    ``dt = 10 / 44``). Returns ``(clean, noisy)``, each ``[b, length]`` float32.
+
+    >>> import jax
+    >>> clean, noisy = random_sines(jax.random.key(0), 2, 45)
+    >>> clean.shape, bool(abs(noisy - clean).max() < 0.5)
+    ((2, 45), True)
+    """
+    _checks.positive_int("batch", batch)
+    _checks.positive_int("length", length)
+    for name, (lo, hi) in (("amplitude", amplitude), ("frequency", frequency)):
+        if not 0 <= lo <= hi:
+            raise ValueError(f"{name} must be (low, high) with 0 <= low <= high; got {(lo, hi)}.")
+    if not (dt > 0 and noise >= 0):
+        raise ValueError(f"dt must be positive and noise non-negative; got dt={dt}, noise={noise}.")
+    k_a, k_w, k_phi, k_noise = jax.random.split(key, 4)
+    amp = jax.random.uniform(k_a, (batch, 1), minval=amplitude[0], maxval=amplitude[1])
+    omega = jax.random.uniform(k_w, (batch, 1), minval=frequency[0], maxval=frequency[1])
+    phase = jax.random.uniform(k_phi, (batch, 1), maxval=2 * math.pi)
+    t = jnp.arange(length, dtype=jnp.float32)[None, :] * dt
+    clean = amp * jnp.sin(omega * t + phase)
+    return clean, clean + noise * jax.random.normal(k_noise, clean.shape)
+
+
+def neighbour_comparison_tagging(
+    key: jax.Array, batch: int, length: int, *, vocab_size: int = 4
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """A tagging task that needs the right context: the tag of step ``t`` is 1 if
+    ``x_{t+1} > x_{t-1}``, else 0.
+
+    Tokens are iid uniform over ``vocab_size``. A model that reads left to right knows ``x_{t-1}``
+    but not ``x_{t+1}``, which is independent of everything before it: its best accuracy is
+    :func:`left_to_right_ceiling` (0.75 for 4 tokens), while a bidirectional model can reach 1.
+    The first and last steps have no tag. Returns ``tokens`` ``[b, t]`` int32, ``tags``
+    ``[b, t]`` int32 (0 at the untagged ends) and ``mask`` ``[b, t]`` bool (True where tagged).
+
+    >>> import jax
+    >>> tokens, tags, mask = neighbour_comparison_tagging(jax.random.key(0), 1, 5)
+    >>> bool(tags[0, 2] == (tokens[0, 3] > tokens[0, 1])), mask[0].tolist()
+    (True, [False, True, True, True, False])
+    """
+    _checks.positive_int("batch", batch)
+    if not isinstance(length, int) or length < 3:
+        raise ValueError(f"length must be an integer >= 3 (a step with both neighbours); got {length!r}.")
+    if not isinstance(vocab_size, int) or vocab_size < 2:
+        raise ValueError(f"vocab_size must be an integer >= 2; got {vocab_size!r}.")
+    tokens = jax.random.randint(key, (batch, length), 0, vocab_size)
+    inner = (tokens[:, 2:] > tokens[:, :-2]).astype(jnp.int32)
+    zero = jnp.zeros((batch, 1), jnp.int32)
+    tags = jnp.concatenate([zero, inner, zero], axis=1)
+    mask = jnp.broadcast_to((jnp.arange(length) > 0) & (jnp.arange(length) < length - 1), (batch, length))
+    return tokens, tags, mask
+
+
+def left_to_right_ceiling(vocab_size: int) -> float:
+    """The best accuracy on :func:`neighbour_comparison_tagging` knowing only ``x_{t-1} = a``:
+    guess the likelier of ``x_{t+1} > a`` (probability ``(V - 1 - a) / V``) and its opposite,
+    averaged over ``a``. The majority class alone scores ``1 - (V - 1) / (2 V)``.
+
+    >>> left_to_right_ceiling(4)
+    0.75
+    """
+    v = vocab_size
+    return sum(max(v - 1 - a, a + 1) for a in range(v)) / (v * v)

@@ -70,11 +70,10 @@ from seqjax.cells import gru, lstm
 from seqjax.data.time_series import (
     forecast_targets,
     load_series,
-    persistence,
     rolling_origins,
-    seasonal_naive,
     sliding_windows,
 )
+from seqjax.data.forecasting import seasonal_naive
 from seqjax.experiment import RunCheckpoints, RunDir, environment, option, parse, progress, run_experiment
 from seqjax.recurrence import rnn
 from seqjax.train import clip_by_global_norm, make_eval_step, make_train_step, mse
@@ -321,7 +320,7 @@ def fit_baselines(data: Prepared, config: Config) -> tuple[dict[str, np.ndarray]
     AutoReg, ar_select_order, ARIMA, SARIMAX = _statsmodels()
     y, origins, h = data.y, data.origins, data.horizon
     train = y[:data.n_train]
-    forecasts = {"persistence": persistence(y, origins, h)}
+    forecasts = {"persistence": seasonal_naive(y, origins, h, 1)}
     period = data.series.period
     if period > 1:
         forecasts["seasonal_naive"] = seasonal_naive(y, origins, h, period)

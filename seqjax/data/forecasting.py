@@ -3,6 +3,8 @@
 For a series ``x_0, .., x_{t-1}`` (time on the last axis):
 
 * persistence repeats the last value, ``x^_{t+h} = x_{t-1}`` for every horizon ``h``;
+* the seasonal-naive forecast from rolling origins (:func:`seasonal_naive`) repeats the last value
+  of the same season (period 1: persistence);
 * the autoregression of order ``p`` (AR(p)), fitted by least squares on training windows::
 
       x^_t = c + sum_{j=1..p} a_j x_{t-j}
@@ -89,3 +91,23 @@ def persistence_forecast(history, horizon: int) -> np.ndarray:
     _checks.positive_int("horizon", horizon)
     x = _series("history", history, 1)
     return np.repeat(x[..., -1:], horizon, axis=-1)
+
+
+def seasonal_naive(y, origins, horizon: int, period: int) -> np.ndarray:
+    """The seasonal-naive forecast ``y[o - 1 + h - period * ceil(h / period)]`` (the last value
+    of the same season; Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, 5.2)
+    ``[origins, horizon]``; ``period = 1`` is the persistence forecast ``y[o - 1]``."""
+    y = _series("y", y, 2)
+    if y.ndim != 1:
+        raise ValueError(f"y must be one 1-D series; got shape {y.shape}.")
+    _checks.positive_int("horizon", horizon)
+    _checks.positive_int("period", period)
+    origins = np.asarray(origins)
+    if origins.ndim != 1 or not np.issubdtype(origins.dtype, np.integer):
+        raise ValueError(f"origins must be a 1-D integer array; got {origins.dtype} of shape {origins.shape}.")
+    if origins.size and (origins.min() < period or origins.max() >= len(y)):
+        raise ValueError(f"origins must lie in [{period}, {len(y) - 1}] (a full season of history) for a series "
+                         f"of {len(y)} values; got [{origins.min()}, {origins.max()}].")
+    h = np.arange(1, horizon + 1)
+    back = period * np.ceil(h / period).astype(int) - h  # steps before o - 1 (0 for h = period)
+    return y[origins[:, None] - 1 - back[None, :]]

@@ -21,6 +21,8 @@ forecast is made from every origin ``o`` in ``[n - holdout, n - 1]`` using the v
 (``y[:o]``), for every horizon ``h = 1..H`` whose target ``y[o + h - 1]`` exists. A forecast array
 ``[origins, H]`` holds NaN where the target lies past the end (:func:`forecast_targets`).
 
+The naive forecasts from those origins are :func:`seqjax.data.forecasting.seasonal_naive`.
+
 Example::
 
     >>> import numpy as np
@@ -30,8 +32,6 @@ Example::
     [7, 8, 9]
     >>> forecast_targets(y, origins, horizon=2).tolist()
     [[7.0, 8.0], [8.0, 9.0], [9.0, nan]]
-    >>> seasonal_naive(y, origins, horizon=2, period=1).tolist()  # persistence: y[o - 1]
-    [[6.0, 6.0], [7.0, 7.0], [8.0, 8.0]]
 """
 
 from __future__ import annotations
@@ -48,9 +48,7 @@ __all__ = [
     "TimeSeries",
     "forecast_targets",
     "load_series",
-    "persistence",
     "rolling_origins",
-    "seasonal_naive",
     "sliding_windows",
 ]
 
@@ -152,24 +150,6 @@ def forecast_targets(y, origins, horizon: int) -> np.ndarray:
     inside = index < len(y)
     out[inside] = y[index[inside]]
     return out
-
-
-def seasonal_naive(y, origins, horizon: int, period: int) -> np.ndarray:
-    """The seasonal-naive forecast ``y[o - 1 + h - period * ceil(h / period)]`` (the last value
-    of the same season; Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, 5.2)
-    ``[origins, horizon]``; ``period = 1`` is the persistence forecast ``y[o - 1]``."""
-    y = _series("y", y)
-    _checks.positive_int("horizon", horizon)
-    _checks.positive_int("period", period)
-    origins = _origins(origins, len(y), min_history=period)
-    h = np.arange(1, horizon + 1)
-    back = period * np.ceil(h / period).astype(int) - h  # steps before o - 1 (0 for h = period)
-    return y[origins[:, None] - 1 - back[None, :]]
-
-
-def persistence(y, origins, horizon: int) -> np.ndarray:
-    """The last known value ``y[o - 1]`` for every horizon: :func:`seasonal_naive` with period 1."""
-    return seasonal_naive(y, origins, horizon, 1)
 
 
 def sliding_windows(y, length: int, horizon: int = 1, *, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:

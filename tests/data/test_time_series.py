@@ -8,6 +8,7 @@ import builtins
 import numpy as np
 import pytest
 
+from seqjax.data import forecasting as fc
 from seqjax.data import time_series as ts
 from seqjax.data.corpora import MissingOptionalDependency
 
@@ -45,16 +46,16 @@ def test_seasonal_naive_is_the_last_value_of_the_same_season():
     y = rng.normal(size=40)
     origins = np.arange(12, 40)
     for period in (1, 3, 12):
-        got = ts.seasonal_naive(y, origins, 7, period)
+        got = fc.seasonal_naive(y, origins, 7, period)
         for i, o in enumerate(origins):
             for h in range(1, 8):
                 j = o - 1 + h  # the target's index; step back a season until it is known
                 while j > o - 1:
                     j -= period
                 assert got[i, h - 1] == y[j]
-    np.testing.assert_array_equal(ts.persistence(y, origins, 3), np.repeat(y[origins - 1][:, None], 3, 1))
+    np.testing.assert_array_equal(fc.seasonal_naive(y, origins, 3, 1), np.repeat(y[origins - 1][:, None], 3, 1))
     with pytest.raises(ValueError, match="origins must lie in"):
-        ts.seasonal_naive(y, np.array([2]), 3, 12)  # not a full season of history
+        fc.seasonal_naive(y, np.array([2]), 3, 12)  # not a full season of history
 
 
 def test_targets_and_windows_against_loops():
@@ -80,7 +81,7 @@ def test_targets_and_windows_against_loops():
     (lambda: ts.forecast_targets([1.0, np.nan, 2.0], np.array([1]), 2), "finite"),
     (lambda: ts.forecast_targets(np.ones(5), np.array([1.5]), 2), "integer"),
     (lambda: ts.sliding_windows(np.ones(5), 4, 2), "too short"),
-    (lambda: ts.seasonal_naive(np.ones(5), np.array([3]), 0, 1), "horizon"),
+    (lambda: fc.seasonal_naive(np.ones(5), np.array([3]), 0, 1), "horizon"),
 ])
 def test_bad_input_is_named(call, match):
     with pytest.raises(ValueError, match=match):

@@ -16,7 +16,7 @@ pytest.importorskip("statsmodels", reason="the forecasting experiment needs stat
 
 import experiment_processes as procs  # noqa: E402
 from experiments import forecasting as fc  # noqa: E402
-from seqjax.data.time_series import persistence  # noqa: E402
+from seqjax.data.forecasting import seasonal_naive  # noqa: E402
 from seqjax.train.forecast_metrics import forecast_scores, mase_scale  # noqa: E402
 
 
@@ -39,11 +39,11 @@ def test_quick_run_writes_every_output_and_scores_every_contender(quick_run):
         assert s["count"] == [20, 19, 18, 17, 16]
     # The persistence row is the definition, recomputed here from the series.
     data = fc.Prepared("nile")
-    want = forecast_scores(persistence(data.y, data.origins, data.horizon), data.targets,
+    want = forecast_scores(seasonal_naive(data.y, data.origins, data.horizon, 1), data.targets,
                            mase_scale(data.y[:data.n_train], 1))
     assert nile["persistence"]["rmse"] == pytest.approx(want["rmse"])
     arrays = np.load(out / "forecasts_nile.npz")
-    np.testing.assert_allclose(arrays["persistence"], persistence(data.y, data.origins, data.horizon))
+    np.testing.assert_allclose(arrays["persistence"], seasonal_naive(data.y, data.origins, data.horizon, 1))
     assert summary["best"]["nile"]["model"] in nile
 
 

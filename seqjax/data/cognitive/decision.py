@@ -75,7 +75,8 @@ def _timeline(key, batch, dt, fixation_ms, stimulus_ms, delay_ms, decision_ms):
 def _signed(key, batch, coherences, given, name):
     if given is not None:
         c = jnp.asarray(given, jnp.float32).reshape(-1)
-        if c.shape != (batch,) or not bool(jnp.all(jnp.isfinite(c))):
+        concrete = not isinstance(c, jax.core.Tracer)      # values are checked outside jit only
+        if c.shape != (batch,) or (concrete and not bool(jnp.all(jnp.isfinite(c)))):
             raise ValueError(f"{name} must be {batch} finite signed coherences (shape [batch]); got shape {c.shape}.")
         return c
     _check_coherences("coherences", coherences)
@@ -179,8 +180,9 @@ def context_decision(
         ctx = jax.random.bernoulli(k_ctx, 0.5, (batch,)).astype(jnp.int32)
     else:
         ctx = jnp.asarray(context).reshape(-1)
-        if ctx.shape != (batch,) or not bool(jnp.all((ctx == 0) | (ctx == 1))):
-            raise ValueError(f"context must be [batch] = [{batch}] values in {{0, 1}}; got {ctx.tolist()!r}.")
+        concrete = not isinstance(ctx, jax.core.Tracer)
+        if ctx.shape != (batch,) or (concrete and not bool(jnp.all((ctx == 0) | (ctx == 1)))):
+            raise ValueError(f"context must be [batch] = [{batch}] values in {{0, 1}}; got {ctx if not concrete else ctx.tolist()!r}.")
         ctx = ctx.astype(jnp.int32)
     dir1 = jax.random.randint(k_dir, (batch,), 0, n_ring)
     dir2 = (dir1 + n_ring // 2) % n_ring

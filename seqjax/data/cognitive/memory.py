@@ -44,6 +44,8 @@ from seqjax.data.cognitive.trials import (
 )
 
 RULES = ("match", "non_match")
+#: The delays drawn by default (ms).
+DELAYS_MS = (200.0, 400.0, 600.0, 800.0, 1000.0)
 
 
 def delayed_match(
@@ -54,7 +56,7 @@ def delayed_match(
     dt: float = 20.0,
     n_ring: int = 8,
     match_probability: float = 0.5,
-    delays_ms: Sequence[float] = (200.0, 400.0, 600.0, 800.0, 1000.0),
+    delays_ms: Sequence[float] = DELAYS_MS,
     fixation_ms=(100.0, 500.0),
     sample_ms=(300.0, 500.0),
     test_ms: float = 500.0,

@@ -66,7 +66,7 @@ from matplotlib.figure import Figure
 from seqjax.analysis import find_fixed_points, linearise, unique_points
 from seqjax.cells import Cell, gru, lstm, rate
 from seqjax.cells.rate import append_noise, append_zero_noise
-from seqjax.data.cognitive import TASKS, YANG_COHERENCES, choice_scores, timing_scores
+from seqjax.data.cognitive import TASKS, choice_scores, timing_scores
 from seqjax.data.cognitive.memory import DELAYS_MS
 from seqjax.data.cognitive.trials import cue_channel, fixation_channel, input_features
 from seqjax.experiment import RunCheckpoints, RunDir, environment, option, parse, progress, run_experiment
@@ -76,6 +76,9 @@ NAME = "neuro_tasks"
 MODELS = ("rate", "gru", "lstm")
 TIMING_TASKS = ("ready_set_go",)
 MEMORY_TASKS = ("delayed_match", "delayed_non_match")
+DECISION_TASKS = ("perceptual_decision", "context_decision")
+# |lambda| within this of 1 counts as marginal (a line or ring attractor's neutral directions)
+MARGINAL = 0.01
 # The input held while searching for fixed points: "decision" = fixation off, stimulus off (the
 # choice must be held); "delay" = fixation on, nothing else (a memory must be held).
 HELD_INPUT = {
@@ -104,7 +107,8 @@ class Config:
         "tasks": ("perceptual_decision", "delayed_match"),
         "models": ("rate", "gru"),
         "hidden": 16,
-        "steps": 24,
+        "steps": 20,
+        "comparison_steps": 10,
         "batch_size": 16,
         "eval_batch": 64,
         "psychometric_trials": 16,
@@ -117,7 +121,8 @@ class Config:
     tasks: tuple[str, ...] = option(tuple(TASKS), f"tasks to train on, from {tuple(TASKS)}")
     models: tuple[str, ...] = option(MODELS, "models: rate (leaky rate RNN), gru, lstm")
     hidden: int = option(64, "units per network (Yang et al. 2019 use 256 for 20 tasks at once)")
-    steps: int = option(1200, "Adam steps per task and model")
+    steps: int = option(1600, "Adam steps per task for the rate RNN")
+    comparison_steps: int = option(400, "Adam steps per task for the GRU and the LSTM (they learn faster)")
     batch_size: int = option(64, "trials per step")
     learning_rate: float = option(2e-3, "Adam learning rate")
     clip_norm: float = option(1.0, "clip gradients to this global norm")
@@ -129,9 +134,12 @@ class Config:
     dale: bool = option(False, "rate RNN with Dale's law (80% excitatory units)")
     input_noise: float = option(0.01, "input noise sigma_x of the tasks (Yang et al. 2019: 0.01)")
     n_ring: int = option(8, "direction-tuned input units per modality (= response directions)")
+    coherences: tuple[float, ...] = option(
+        (0.05, 0.1, 0.2, 0.4), "training coherences of the decision tasks (Yang et al. 2019 use 0.01-0.08 over far longer training)"
+    )
     eval_batch: int = option(512, "held-out trials per task and model for accuracy")
     psychometric_coherences: tuple[float, ...] = option(
-        (0.0, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08), "coherence magnitudes of the psychometric curve (both signs)"
+        (0.0, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16), "coherence magnitudes of the psychometric curve (both signs)"
     )
     psychometric_trials: int = option(200, "trials per signed coherence")
     eval_delays_ms: tuple[float, ...] = option(
@@ -150,7 +158,7 @@ class Config:
             value = getattr(self, name)
             if not value or any(v not in allowed for v in value) or len(set(value)) != len(value):
                 raise ValueError(f"{name} must be distinct values from {allowed}; got {value}.")
-        for name in ("hidden", "steps", "batch_size", "eval_batch", "psychometric_trials",
+        for name in ("hidden", "steps", "comparison_steps", "batch_size", "eval_batch", "psychometric_trials",
                      "fixed_point_starts", "fixed_point_steps", "analysis_trials", "checkpoint_every", "n_ring"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}.")
@@ -163,6 +171,8 @@ class Config:
             raise ValueError("noise_std and input_noise must be >= 0.")
         if not self.eval_delays_ms or any(d < 0 for d in self.eval_delays_ms):
             raise ValueError(f"eval_delays_ms must be non-empty durations >= 0; got {self.eval_delays_ms}.")
+        if not self.coherences or any(c < 0 for c in self.coherences):
+            raise ValueError(f"coherences must be magnitudes >= 0; got {self.coherences}.")
         if not self.psychometric_coherences or any(c < 0 for c in self.psychometric_coherences):
             raise ValueError(f"psychometric_coherences must be magnitudes >= 0; got {self.psychometric_coherences}.")
 
@@ -175,7 +185,8 @@ def task_options(config: Config) -> dict:
 
 
 def trials(task: str, config: Config, key: jax.Array, batch: int, **overrides):
-    return TASKS[task](key, batch, **(task_options(config) | overrides))
+    options = task_options(config) | ({"coherences": config.coherences} if task in DECISION_TASKS else {})
+    return TASKS[task](key, batch, **(options | overrides))
 
 
 def held_out_trials(task: str, config: Config, key: jax.Array, batch: int, **overrides):
@@ -237,7 +248,7 @@ def make_trainer(model: str, task: str, config: Config):
     cell = make_cell(model, config)
     optimizer = optax.chain(optax.clip_by_global_norm(config.clip_norm), optax.adam(config.learning_rate))
     task_key = jax.random.fold_in(jax.random.key(config.seed), 1 + list(TASKS).index(task))
-    chunk = chunk_size(config)
+    chunk = chunk_size(config, model)
 
     def step(state, i):
         params, opt_state = state
@@ -260,8 +271,12 @@ def make_trainer(model: str, task: str, config: Config):
     return cell, optimizer, train_chunk
 
 
-def chunk_size(config: Config) -> int:
-    return math.gcd(config.steps, 50) or 1
+def train_steps(config: Config, model: str) -> int:
+    return config.steps if model == "rate" else config.comparison_steps
+
+
+def chunk_size(config: Config, model: str) -> int:
+    return math.gcd(train_steps(config, model), 50) or 1
 
 
 # --- evaluation -----------------------------------------------------------------------------
@@ -282,15 +297,15 @@ def evaluate(model: str, task: str, params: dict, config: Config) -> dict:
     """Accuracy on held-out noisy trials, and the task's extra curves.
 
     Perceptual decision making is evaluated on the psychometric grid (equal trials per signed
-    coherence); its accuracy is over the trained coherences (``YANG_COHERENCES``, uniform, as in
-    training). The memory tasks are evaluated over ``eval_delays_ms``; their accuracy is over the
+    coherence); its accuracy is over the trained coherences (``config.coherences``, uniform, as
+    in training). The memory tasks are evaluated over ``eval_delays_ms``; their accuracy is over the
     trained delays (``DELAYS_MS``).
     """
     k_trials, k_noise = jax.random.split(eval_key(config, task, 0))
     extra = {}
     n = config.eval_batch
     if task == "perceptual_decision":
-        mags = sorted(set(config.psychometric_coherences) | set(YANG_COHERENCES))
+        mags = sorted(set(config.psychometric_coherences) | set(config.coherences))
         levels = np.array(sorted({-m for m in mags} | set(mags)), np.float32)
         c = np.repeat(levels, config.psychometric_trials)
         extra, n = {"signed_coherence": jnp.asarray(c)}, c.size
@@ -314,7 +329,7 @@ def evaluate(model: str, task: str, params: dict, config: Config) -> dict:
         out["fixation_broken"] = float(np.mean(s["fixation_broken"]))
     if task == "perceptual_decision":
         magnitude = np.abs(info["coherence"])
-        scored = np.isin(np.round(magnitude, 6), np.round(np.asarray(YANG_COHERENCES, np.float32), 6))
+        scored = np.isin(np.round(magnitude, 6), np.round(np.asarray(config.coherences, np.float32), 6))
         out["accuracy_by_coherence"] = {f"{m:g}": float(np.mean(correct[np.isclose(magnitude, m)]))
                                         for m in np.unique(np.round(magnitude, 6)) if m > 0}
         out["psychometric"] = psychometric(info, s, config)
@@ -447,6 +462,9 @@ def summarise_analysis(a: dict) -> dict:
         "fixed_points": int(sum(len(f["points"]) for f in fps)),
         "stable_fixed_points": int(sum(int(np.sum(f["stable"])) for f in fps)),
         "unstable_fixed_points": int(sum(int(np.sum(~f["stable"])) for f in fps)),
+        # leading |lambda| in [1 - MARGINAL, 1 + MARGINAL]: neutral directions of a continuous attractor
+        "marginal_fixed_points": int(sum(int(np.sum(np.abs(np.abs([e[0] for e in f["eigenvalues"]]) - 1) <= MARGINAL))
+                                         for f in fps if len(f["eigenvalues"]))),
         "per_context": [{"context": f["context"], "fixed": int(len(f["points"])), "stable": int(np.sum(f["stable"])),
                          "unstable_modes": [int(n) for n in f["unstable_modes"]],
                          "leading_modulus": [float(np.abs(e[0])) for e in f["eigenvalues"]],
@@ -476,7 +494,8 @@ def plot_accuracy(results: dict, config: Config) -> Figure:
     ax.set_ylabel("held-out accuracy")
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8)
-    ax.set_title(f"Accuracy per task ({config.hidden} units, {config.steps} steps each; dashed: 90%)")
+    ax.set_title(f"Accuracy per task ({config.hidden} units; rate RNN {config.steps} steps, "
+                 f"GRU/LSTM {config.comparison_steps}; dashed: 90%)", fontsize=9)
     return fig
 
 
@@ -572,7 +591,7 @@ def plot_selectivity(analyses: dict) -> Figure:
 def plot_losses(losses: dict, config: Config) -> Figure:
     fig = Figure(figsize=(3.2 * len(config.tasks), 3.0), layout="constrained")
     axes = fig.subplots(1, len(config.tasks), squeeze=False, sharey=True)[0]
-    window = max(1, config.steps // 40)
+    window = max(1, config.comparison_steps // 40)
     for ax, task in zip(axes, config.tasks):
         for model in config.models:
             curve = np.convolve(losses[task][model], np.ones(window) / window, mode="valid")
@@ -594,12 +613,13 @@ def plan(config: Config) -> list[tuple[str, str]]:
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     runs = plan(config)
-    chunk = chunk_size(config)
+    lengths = [train_steps(config, model) for _, model in runs]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).tolist()
     with RunCheckpoints(run_dir, every=config.checkpoint_every) as ckpt:
         resumed = ckpt.restore()
         sweep = resumed.progress if resumed else {"finished": [], "current": None}
-        done = len(sweep["finished"]) * config.steps + (sweep["current"]["step"] if sweep["current"] else 0)
-        bar = progress(desc="neuro tasks", total=len(runs) * config.steps, initial=done)
+        done = offsets[len(sweep["finished"])] + (sweep["current"]["step"] if sweep["current"] else 0)
+        bar = progress(desc="neuro tasks", total=offsets[-1], initial=done)
         for index in range(len(sweep["finished"]), len(runs)):
             task, model = runs[index]
             cell, optimizer, train_chunk = make_trainer(model, task, config)
@@ -608,7 +628,8 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
                 sweep, index, {"params": fresh, "opt_state": optimizer.init(fresh)},
                 lambda: {"run": index, "step": 0, "losses": []})
             params, opt_state = state["params"], state["opt_state"]
-            for start in range(current["step"], config.steps, chunk):
+            steps, chunk = train_steps(config, model), chunk_size(config, model)
+            for start in range(current["step"], steps, chunk):
                 params, opt_state, chunk_losses = train_chunk(params, opt_state, start)
                 chunk_losses = np.asarray(chunk_losses)
                 for i, loss in enumerate(chunk_losses):
@@ -616,8 +637,8 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
                 bar.update(len(chunk_losses))
                 current["losses"].append(chunk_losses)
                 current["step"] = start + chunk
-                final = index == len(runs) - 1 and current["step"] == config.steps
-                ckpt.save(index * config.steps + current["step"], {"params": params, "opt_state": opt_state},
+                final = index == len(runs) - 1 and current["step"] == steps
+                ckpt.save(offsets[index] + current["step"], {"params": params, "opt_state": opt_state},
                           sweep, force=final)
             sweep["finished"].append({"params": jax.device_get(params), "losses": np.concatenate(current["losses"])})
             sweep["current"] = None
@@ -631,7 +652,8 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     results = {t: {} for t in config.tasks}
     for (task, model) in progress(runs, desc="evaluate"):
         results[task][model] = evaluate(model, task, trained[(task, model)], config)
-        results[task][model]["final_loss"] = float(np.mean(losses[task][model][-max(1, config.steps // 10):]))
+        tail = max(1, train_steps(config, model) // 10)
+        results[task][model]["final_loss"] = float(np.mean(losses[task][model][-tail:]))
     analyses = {}
     if "rate" in config.models:
         for task in progress(config.tasks, desc="analyse"):

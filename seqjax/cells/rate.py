@@ -63,7 +63,7 @@ import jax.numpy as jnp
 from seqjax import _checks
 from seqjax.cells.base import Cell, Params, check_sizes, recurrent_input
 
-ACTIVATIONS = {"relu": jax.nn.relu, "softplus": jax.nn.softplus, "tanh": jnp.tanh}
+ACTIVATIONS = {"relu": jax.nn.relu, "softplus": jax.nn.softplus, "tanh": jnp.tanh, "linear": lambda v: v}
 
 #: Yang et al. 2019 ("Task representations in neural networks trained to perform many cognitive
 #: tasks"), Methods: the network size and constants of their leaky RNN.
@@ -196,7 +196,8 @@ def rate(
 ) -> Cell:
     """The leaky rate cell (module docstring); ``tau`` and ``dt`` in the same unit (ms).
 
-    ``activation`` in ``{"relu", "softplus", "tanh"}``; ``0 < dt <= tau`` (with ``alpha > 1`` the
+    ``activation`` in ``{"relu", "softplus", "tanh", "linear"}`` (linear: the textbook linear rate
+    network, whose stability is read off the eigenvalues of ``(1 - alpha) I + alpha W``); ``0 < dt <= tau`` (with ``alpha > 1`` the
     Euler leak overshoots zero, no longer a discretisation of the ODE); ``noise_std >= 0``.
     """
     _checks.choice("activation", activation, tuple(ACTIVATIONS))

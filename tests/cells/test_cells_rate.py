@@ -24,7 +24,7 @@ from seqjax.nn.rate import RateRNN
 from seqjax.recurrence import rnn
 
 B, T, D, H = 3, 12, 4, 10
-F = {"relu": lambda v: np.maximum(v, 0), "softplus": lambda v: np.log1p(np.exp(v)), "tanh": np.tanh}
+F = {"relu": lambda v: np.maximum(v, 0), "softplus": lambda v: np.log1p(np.exp(v)), "tanh": np.tanh, "linear": lambda v: v}
 
 
 def euler_reference(p, us, xi, *, activation, tau, dt, sigma, dale, frac=0.8, self_conn=True, h0=None):
@@ -60,7 +60,7 @@ def euler_reference(p, us, xi, *, activation, tau, dt, sigma, dale, frac=0.8, se
 @pytest.mark.parametrize(
     "activation,dale,self_conn,sigma",
     [("softplus", False, True, 0.0), ("relu", True, True, 0.05), ("tanh", True, False, 0.3),
-     ("relu", False, False, 0.1)],
+     ("relu", False, False, 0.1), ("linear", False, True, 0.05)],
 )
 def test_matches_numpy_euler_float64(activation, dale, self_conn, sigma):
     tau, dt = 100.0, 20.0

@@ -34,16 +34,13 @@ from seqjax.data.cognitive.trials import (
     Trials,
     assemble,
     check_common,
+    blank_inputs,
     check_modality,
     choose,
     cue_channel,
-    duration_range,
-    fixation_channel,
-    input_features,
     ring_channels,
     ring_response,
-    sample_steps,
-    to_steps,
+    timeline,
 )
 
 YANG_COHERENCES = (0.01, 0.02, 0.04, 0.08)
@@ -53,23 +50,6 @@ def _check_coherences(name, values):
     values = np.asarray(values, np.float64).reshape(-1)
     if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values < 0):
         raise ValueError(f"{name} must be a non-empty list of coherences >= 0; got {values.tolist()!r}.")
-
-
-def _timeline(key, batch, dt, fixation_ms, stimulus_ms, delay_ms, decision_ms):
-    fix, stim, delay = (duration_range(n, v, dt) for n, v in
-                        (("fixation_ms", fixation_ms), ("stimulus_ms", stimulus_ms), ("delay_ms", delay_ms)))
-    decision = to_steps("decision_ms", decision_ms, dt)
-    if stim[0] < 1 or decision < 1:
-        raise ValueError(
-            f"stimulus_ms and decision_ms must last at least one step of dt={dt} ms; got "
-            f"stimulus_ms={stimulus_ms!r}, decision_ms={decision_ms!r}."
-        )
-    time = fix[1] + stim[1] + delay[1] + decision
-    k1, k2, k3 = jax.random.split(key, 3)
-    stim_on = sample_steps(k1, batch, fix)
-    delay_on = stim_on + sample_steps(k2, batch, stim)
-    decision_on = delay_on + sample_steps(k3, batch, delay)
-    return time, stim_on, delay_on, decision_on
 
 
 def _signed(key, batch, coherences, given, name):
@@ -128,7 +108,7 @@ def perceptual_decision(
     check_common(batch, dt, n_ring, input_noise, grace_ms, decision_weight, even_ring=True)
     check_modality(modality)
     k_time, k_dir, k_coh, k_mean, k_tie, k_noise = jax.random.split(key, 6)
-    time, stim_on, delay_on, decision_on = _timeline(k_time, batch, dt, fixation_ms, stimulus_ms, delay_ms, decision_ms)
+    time, stim_on, delay_on, decision_on = timeline(jax.random.split(k_time, 3), batch, dt, fixation_ms, stimulus_ms, delay_ms, decision_ms)
     c = _signed(k_coh, batch, coherences, signed_coherence, "signed_coherence")
     m = jax.random.uniform(k_mean, (batch,), jnp.float32, *stimulus_mean)
     dir1 = jax.random.randint(k_dir, (batch,), 0, n_ring)
@@ -136,9 +116,8 @@ def perceptual_decision(
     first = jnp.where(c == 0, jax.random.bernoulli(k_tie, 0.5, (batch,)), c > 0)
     answer = 1 + jnp.where(first, dir1, dir2)
 
-    inputs = jnp.zeros((batch, time, input_features(n_ring)), jnp.float32)
+    inputs = blank_inputs(batch, time, n_ring, decision_on)
     t = jnp.arange(time)[None, :]
-    inputs = inputs.at[:, :, fixation_channel()].set((t < decision_on[:, None]).astype(jnp.float32))
     stim = (t >= stim_on[:, None]) & (t < delay_on[:, None])
     inputs = _pair_inputs(inputs, ring_channels(n_ring, modality), stim, dir1, dir2, m + c, m - c, n_ring)
     info = {"coherence": c, "direction_1": dir1, "direction_2": dir2, "first_stronger": first}
@@ -173,7 +152,7 @@ def context_decision(
     """
     check_common(batch, dt, n_ring, input_noise, grace_ms, decision_weight, even_ring=True)
     k_time, k_dir, k_c1, k_c2, k_m1, k_m2, k_ctx, k_tie, k_noise = jax.random.split(key, 9)
-    time, stim_on, delay_on, decision_on = _timeline(k_time, batch, dt, fixation_ms, stimulus_ms, delay_ms, decision_ms)
+    time, stim_on, delay_on, decision_on = timeline(jax.random.split(k_time, 3), batch, dt, fixation_ms, stimulus_ms, delay_ms, decision_ms)
     c1 = _signed(k_c1, batch, coherences, None, "coherences")
     c2 = _signed(k_c2, batch, coherences, None, "coherences")
     if context is None:
@@ -190,9 +169,8 @@ def context_decision(
     first = jnp.where(relevant == 0, jax.random.bernoulli(k_tie, 0.5, (batch,)), relevant > 0)
     answer = 1 + jnp.where(first, dir1, dir2)
 
-    inputs = jnp.zeros((batch, time, input_features(n_ring)), jnp.float32)
+    inputs = blank_inputs(batch, time, n_ring, decision_on)
     t = jnp.arange(time)[None, :]
-    inputs = inputs.at[:, :, fixation_channel()].set((t < decision_on[:, None]).astype(jnp.float32))
     stim = (t >= stim_on[:, None]) & (t < delay_on[:, None])
     for modality, c, k in ((1, c1, k_m1), (2, c2, k_m2)):
         m = jax.random.uniform(k, (batch,), jnp.float32, *stimulus_mean)

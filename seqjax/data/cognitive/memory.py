@@ -35,8 +35,7 @@ from seqjax.data.cognitive.trials import (
     check_modality,
     choose,
     duration_range,
-    fixation_channel,
-    input_features,
+    blank_inputs,
     ring_channels,
     ring_response,
     sample_steps,
@@ -109,8 +108,7 @@ def delayed_match(
     answer = jnp.where(go, 1 + test_dir, FIXATE)
 
     t = jnp.arange(time)[None, :]
-    inputs = jnp.zeros((batch, time, input_features(n_ring)), jnp.float32)
-    inputs = inputs.at[:, :, fixation_channel()].set((t < decision_on[:, None]).astype(jnp.float32))
+    inputs = blank_inputs(batch, time, n_ring, decision_on)
     s1 = jax.random.uniform(k_s1, (batch,), jnp.float32, *strength)
     s2 = jax.random.uniform(k_s2, (batch,), jnp.float32, *strength)
     sample_on = ((t >= stim_on[:, None]) & (t < delay_on[:, None]))[:, :, None]

@@ -27,14 +27,11 @@ from seqjax.data.cognitive.trials import (
     Trials,
     assemble,
     check_common,
+    blank_inputs,
     check_modality,
-    duration_range,
-    fixation_channel,
-    input_features,
     ring_channels,
     ring_response,
-    sample_steps,
-    to_steps,
+    timeline,
 )
 
 KINDS = ("go", "anti", "delayed_go")
@@ -70,22 +67,13 @@ def reaching(
     delayed = kind == "delayed_go"
     stimulus_ms = ((200.0, 400.0) if delayed else (200.0, 600.0)) if stimulus_ms is None else stimulus_ms
     delay_ms = ((200.0, 1000.0) if delayed else 0.0) if delay_ms is None else delay_ms
-    fix, stim, delay = (duration_range(n, v, dt) for n, v in
-                        (("fixation_ms", fixation_ms), ("stimulus_ms", stimulus_ms), ("delay_ms", delay_ms)))
-    decision = to_steps("decision_ms", decision_ms, dt)
-    if stim[0] < 1 or decision < 1:
-        raise ValueError(f"stimulus_ms and decision_ms must last at least one step of dt={dt} ms; got {stimulus_ms!r}, {decision_ms!r}.")
-    time = fix[1] + stim[1] + delay[1] + decision
     k1, k2, k3, k_dir, k_s, k_noise = jax.random.split(key, 6)
-    stim_on = sample_steps(k1, batch, fix)
-    delay_on = stim_on + sample_steps(k2, batch, stim)
-    decision_on = delay_on + sample_steps(k3, batch, delay)
+    time, stim_on, delay_on, decision_on = timeline((k1, k2, k3), batch, dt, fixation_ms, stimulus_ms, delay_ms, decision_ms)
     direction = jax.random.randint(k_dir, (batch,), 0, n_ring)
     target = (direction + n_ring // 2) % n_ring if kind == "anti" else direction
 
     t = jnp.arange(time)[None, :]
-    inputs = jnp.zeros((batch, time, input_features(n_ring)), jnp.float32)
-    inputs = inputs.at[:, :, fixation_channel()].set((t < decision_on[:, None]).astype(jnp.float32))
+    inputs = blank_inputs(batch, time, n_ring, decision_on)
     stim_off = delay_on if delayed else jnp.full((batch,), time, jnp.int32)
     on = ((t >= stim_on[:, None]) & (t < stim_off[:, None]))[:, :, None]
     s = jax.random.uniform(k_s, (batch,), jnp.float32, *strength)

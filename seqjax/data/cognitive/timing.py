@@ -34,8 +34,7 @@ from seqjax.data.cognitive.trials import (
     choose,
     cue_channel,
     duration_range,
-    fixation_channel,
-    input_features,
+    blank_inputs,
     sample_steps,
     to_steps,
 )
@@ -89,8 +88,7 @@ def ready_set_go(
     go_on = set_on + jnp.asarray(production)[index]
 
     t = jnp.arange(time)[None, :]
-    inputs = jnp.zeros((batch, time, input_features(n_ring)), jnp.float32)
-    inputs = inputs.at[:, :, fixation_channel()].set(1.0)
+    inputs = blank_inputs(batch, time, n_ring, None)
     inputs = inputs.at[:, :, cue_channel(n_ring, 0)].set(((t >= ready[:, None]) & (t < ready[:, None] + pulse)).astype(jnp.float32))
     inputs = inputs.at[:, :, cue_channel(n_ring, 1)].set(((t >= set_on[:, None]) & (t < set_on[:, None] + pulse)).astype(jnp.float32))
     info = {

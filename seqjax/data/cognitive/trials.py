@@ -147,6 +147,34 @@ def check_modality(modality) -> None:
         raise ValueError(f"modality must be 1 or 2; got {modality!r}.")
 
 
+def timeline(keys, batch, dt, fixation_ms, stimulus_ms, delay_ms, decision_ms):
+    """``(t, stimulus_onset, delay_onset, decision_onset)`` of the fixation / stimulus / delay /
+    decision trial: each epoch's duration drawn (with ``keys``, three keys) from its
+    ``(min, max)`` ms range, ``t`` the longest trial (the batch's shared length)."""
+    fix, stim, delay = (duration_range(n, v, dt) for n, v in
+                        (("fixation_ms", fixation_ms), ("stimulus_ms", stimulus_ms), ("delay_ms", delay_ms)))
+    decision = to_steps("decision_ms", decision_ms, dt)
+    if stim[0] < 1 or decision < 1:
+        raise ValueError(
+            f"stimulus_ms and decision_ms must last at least one step of dt={dt} ms; got "
+            f"stimulus_ms={stimulus_ms!r}, decision_ms={decision_ms!r}."
+        )
+    time = fix[1] + stim[1] + delay[1] + decision
+    k1, k2, k3 = keys
+    stim_on = sample_steps(k1, batch, fix)
+    delay_on = stim_on + sample_steps(k2, batch, stim)
+    decision_on = delay_on + sample_steps(k3, batch, delay)
+    return time, stim_on, delay_on, decision_on
+
+
+def blank_inputs(batch: int, time: int, n_ring: int, fixation_until: jax.Array | None) -> jax.Array:
+    """``[b, t, in]`` zeros with the fixation channel on before ``fixation_until`` ``[b]`` (every
+    step if ``None``)."""
+    inputs = jnp.zeros((batch, time, input_features(n_ring)), jnp.float32)
+    on = 1.0 if fixation_until is None else (jnp.arange(time)[None, :] < fixation_until[:, None]).astype(jnp.float32)
+    return inputs.at[:, :, fixation_channel()].set(on)
+
+
 def assemble(
     key: jax.Array,
     clean_inputs: jax.Array,

@@ -24,6 +24,12 @@ What it measures
     autocorrelation of the activity projected on each eigenmode (for a linear network the
     projection on a left eigenvector is an AR(1) process with coefficient ``mu_k``).
 
+Result (default run, seconds): the chapter's update has spectral radius 1.787 and its activity
+reaches max |x| = 6.4e49 at t = 199 ms (the rate cell's run agrees with the chapter's NumPy loop
+to 1.2e-14 relative). The corrected update has radius 0.989 and stays below 0.97. The slowest three
+modes have timescales of 87.8, 54.4 and 37.6 ms read off the eigenvalues, and 80.3, 53.3 and
+37.2 ms measured from the autocorrelation (8 runs of 10 s).
+
 Both networks run through :func:`seqjax.recurrence.rnn` with the rate cell (the chapter's
 update is the rate cell with ``W_h = tau W``); the noise is the chapter's own draws, fed as the
 cell's noise stream.

@@ -31,8 +31,24 @@ How
     outputs and squared error instead), gradients clipped by global norm. The rate network's
     recurrent noise is drawn per trial from the step's key; evaluation uses held-out keys.
 
-Result
-    See the README table and ``metrics.json``; the module's tests check the --quick run.
+Result (default run: 64 units, rate RNN 1000 Adam steps per task, GRU and LSTM 300; 24 minutes
+on a heavily shared 2-core machine; numbers in ``metrics.json``)
+    Held-out accuracy, rate / GRU / LSTM: perceptual decision 0.83 / 0.71 / 0.67, context-dependent
+    decision 0.79 / 0.48 / 0.58, match to sample 0.95 / 0.91 / 0.68, non-match 0.90 / 0.52 / 0.49,
+    go 1.00 / 1.00 / 1.00, anti 1.00 / 1.00 / 1.00, delayed go 0.92 / 0.25 / 0.12, ready-set-go
+    0.90 / 1.00 / 1.00. The GRU and LSTM had less than a third of the rate network's steps, so
+    this compares budgets, not architectures. The rate network's decision making falls short of
+    90%: its psychometric curve is steep (logistic slope 27 per unit coherence, 75% threshold
+    0.041) but it lapses (0.85 to 0.92 correct at coherence 0.1 to 0.4, 6% broken fixations).
+    In context-dependent decisions it is right on 99.6% of congruent trials and 58% of incongruent
+    ones: it has not learned to ignore the irrelevant modality. Its match-to-sample accuracy holds
+    at delays it never saw (0.99 at 1.5 s, 0.92 at 2 s), and non-match does not (0.53, 0.39).
+    Ready-set-go shows a central tendency: it produces 527 ms for 480 and 739 ms for 800.
+    Fixed points under the held input: the delay period of match to sample has 8 slow points,
+    one per sample direction, each weakly unstable (leading ``|lambda|`` 1.03 to 1.05). The memory
+    is held by slow dynamics, not by attractors. Delayed go has 22 points along a line (9 stable,
+    20 with leading ``|lambda|`` within 0.01 of 1), like a ring attractor. In context-dependent
+    decisions 9 of the 10 points are stable. Go and anti have none below the speed tolerance.
 
 Run::
 

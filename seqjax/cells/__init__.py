@@ -16,6 +16,7 @@ from seqjax.cells.gru import (
     gru_step,
 )
 from seqjax.cells.lstm import LSTMState, lstm, lstm_init, lstm_step
+from seqjax.cells.rate import YANG2019, rate, rate_init, rate_step
 from seqjax.cells.minimal import (
     min_gru,
     min_gru_coefficients,
@@ -48,4 +49,5 @@ __all__ = [
     "min_lstm",
     "min_lstm_coefficients",
     "min_lstm_step",
+    "rate", "rate_init", "rate_step", "YANG2019",
 ]

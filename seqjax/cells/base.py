@@ -42,6 +42,9 @@ class Cell(NamedTuple):
     zero_carry: Callable[[Params, Any], Carry]
     linear_coefficients: Optional[Callable[[Params, jax.Array], tuple[jax.Array, jax.Array]]] = None
     name: str = "cell"
+    # The size of the step's input ``x`` when it is not the rows of ``w_i`` (a cell that reads an
+    # extra per-step stream, such as the rate cell's recurrent-noise samples); ``None``: rows of ``w_i``.
+    step_input_features: Optional[Callable[[Params], int]] = None
 
 
 def check_sizes(in_features: Any, hidden_features: Any, recurrent_scale: Any = None) -> None:

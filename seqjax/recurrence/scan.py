@@ -162,7 +162,7 @@ def rnn(
         ((2, 5, 8), (2, 8))
     """
     xs = _checks.floating_array("xs", xs, ndim=3, layout="[batch, time, features]")
-    _checks.feature_size("xs", xs, input_features(params))
+    _checks.feature_size("xs", xs, (cell.step_input_features or input_features)(params))
     batch, time, _ = xs.shape
     _checks.probability("recurrent_dropout_rate", recurrent_dropout_rate)
     if seq_lengths is not None:

@@ -1,0 +1,16 @@
+"""Analysis of trained recurrent networks as dynamical systems.
+
+* :mod:`seqjax.analysis.fixed_points`: fixed and slow points by minimising the speed
+  ``q = 1/2 |F(h) - h|^2`` (Sussillo & Barak 2013), their Jacobians and stability.
+"""
+
+from seqjax.analysis.fixed_points import (
+    FixedPointSearch,
+    Linearisation,
+    find_fixed_points,
+    linearise,
+    speed,
+    unique_points,
+)
+
+__all__ = ["FixedPointSearch", "Linearisation", "find_fixed_points", "linearise", "speed", "unique_points"]

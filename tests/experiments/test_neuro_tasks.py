@@ -1,0 +1,126 @@
+"""experiments.neuro_tasks: the --quick run end to end (slow: its compilations take longer than the
+suite's 15 s budget), its resume, and the pieces it rests on (in-process, small)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import experiment_processes as procs
+from experiments import neuro_tasks as nt
+from seqjax.analysis import find_fixed_points
+from seqjax.experiment import config_from_json
+
+QUICK = nt.Config(**nt.Config.QUICK)
+
+
+def test_logistic_fit_matches_statsmodels():
+    sm = pytest.importorskip("statsmodels.api")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-0.1, 0.1, 2000)
+    y = rng.random(2000) < 1 / (1 + np.exp(-(0.3 + 40 * x)))
+    b0, b1 = nt.logistic_fit(x, y)
+    ref = sm.Logit(y.astype(float), sm.add_constant(x)).fit(disp=0).params
+    np.testing.assert_allclose([b0, b1], ref, rtol=1e-4)
+    assert abs(b1 - 40) < 8 and abs(b0 - 0.3) < 0.2
+
+
+def test_held_out_trials_equal_eager_trials():
+    key = jax.random.key(3)
+    c = jnp.linspace(-0.1, 0.1, 8)
+    a = nt.held_out_trials("perceptual_decision", QUICK, key, 8, signed_coherence=c)
+    b = nt.trials("perceptual_decision", QUICK, key, 8, signed_coherence=c)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):    # the same up to float rounding (fusion)
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("model", nt.MODELS)
+def test_forward_shapes_and_noise(model):
+    config = nt.Config(**(nt.Config.QUICK | {"hidden": 6}))
+    params = nt.init_params(model, "go", config, jax.random.key(0))
+    batch = nt.trials("go", config, jax.random.key(1), 3)
+    cell = nt.make_cell(model, config)
+    logits, activity = nt.forward(model, cell, params, batch.inputs, jax.random.key(2), 6)
+    assert logits.shape == (*batch.labels.shape, 1 + config.n_ring) and activity.shape[-1] == 6
+    quiet, _ = nt.forward(model, cell, params, batch.inputs, None, 6)
+    noisy = not np.allclose(logits, quiet)
+    assert noisy == (model == "rate")           # only the rate network has recurrent noise
+    loss = nt.loss_fn(logits, batch, "cross_entropy")
+    manual = -(jax.nn.log_softmax(logits)[jnp.arange(3)[:, None], jnp.arange(batch.labels.shape[1]), batch.labels]
+               * batch.weights).sum() / batch.weights.sum()
+    np.testing.assert_allclose(loss, manual, rtol=1e-5)
+
+
+def test_rate_network_fixed_point_is_a_fixed_point():
+    """The analysis' map is the network's own noiseless step: a found point is (nearly) invariant."""
+    config = nt.Config(**(nt.Config.QUICK | {"hidden": 8}))
+    params = nt.init_params("rate", "delayed_match", config, jax.random.key(0))
+    cell = nt.make_cell("rate", config)
+    u = nt.held_input("delayed_match", config)
+    x = jnp.asarray(np.concatenate([u, np.zeros(8, np.float32)]))
+    F = lambda h: cell.step(params["cell"], h, x)[0]
+    search = find_fixed_points(F, jax.random.normal(jax.random.key(1), (4, 8)), num_steps=1500, learning_rate=0.02)
+    h = search.points[int(np.argmin(search.speed))]
+    assert float(search.speed.min()) < 1e-8
+    np.testing.assert_allclose(F(h), h, atol=1e-3)
+
+
+def test_bad_config_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        nt.main(["--tasks", "perceptual_decision,flying"])
+    assert "tasks must be distinct values" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def quick_run(quick_run_dir):
+    out = quick_run_dir("neuro_tasks")
+    return out, json.loads((out / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_output(quick_run):
+    out, m = quick_run
+    for name in ("config.json", "metrics.jsonl", "metrics.json", "accuracy.png", "psychometric.png",
+                 "delay_accuracy.png", "fixed_points.png", "eigenvalues.png", "selectivity.png",
+                 "training_loss.png", "analysis.npz"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    config = config_from_json(nt.Config, json.loads((out / "config.json").read_text()))
+    assert config == QUICK
+    records = procs.records(out)
+    assert len(records) == len(config.tasks) * (config.steps + config.comparison_steps)
+    assert all(math.isfinite(r["loss"]) for r in records)
+    for task in config.tasks:
+        for model in config.models:
+            r = m["results"][task][model]
+            assert 0 <= r["accuracy"] <= 1 and r["eval_trials"] > 0
+    psy = m["results"]["perceptual_decision"]["rate"]["psychometric"]
+    assert len(psy["signed_coherence"]) == len(psy["p_choose_1"]) == 2 * len(set(config.psychometric_coherences) | set(config.coherences)) - 1
+    assert set(m["results"]["delayed_match"]["rate"]["accuracy_by_delay"]) == {f"{d:g}" for d in config.eval_delays_ms}
+    for dyn in m["rate_dynamics"].values():
+        assert dyn["stable_fixed_points"] + dyn["unstable_fixed_points"] == dyn["fixed_points"]
+        assert sum(dyn["pca_explained_top3"]) <= 1 + 1e-6
+    assert m["timings"]["sessions"] == 1
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_uninterrupted_results(tmp_path, quick_run_dir, xla_cache):
+    straight = quick_run_dir("neuro_tasks")
+    killed = tmp_path / "killed"
+    cache = xla_cache("neuro_tasks")
+    log = tmp_path / "killed.log"
+    # sweep steps: rate 20 + GRU 10 per task; the checkpoint at 30 ends run 2 of 4, mid-sweep
+    procs.kill_at_checkpoint(procs.start("neuro_tasks", ["--quick", "--out", str(killed), "--checkpoint-every", "30"],
+                                         cache_dir=cache, log=log), killed, 30, log)
+    assert not (killed / "metrics.json").exists()
+    procs.run("neuro_tasks", ["--resume", str(killed)], cache_dir=cache, log=tmp_path / "resumed.log")
+    assert procs.summary_without_timings(killed) == procs.summary_without_timings(straight)
+    assert procs.records(killed) == procs.records(straight)
+    a, b = np.load(straight / "analysis.npz"), np.load(killed / "analysis.npz")
+    assert set(a) == set(b)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])

@@ -13,7 +13,8 @@ Data flows one way, from the experiments down to pure functions::
                         layers and stacks, recurrent encoder-decoders, transformer stacks,
                         the encoder-decoder Transformer, BERT, GPT
     -- pure cores (functions of parameter pytrees; they import nothing from above) --
-    seqjax.cells        recurrent cells as (init, step, zero_carry): Elman, LSTM, GRU, minGRU/minLSTM
+    seqjax.cells        recurrent cells as (init, step, zero_carry): Elman, LSTM, GRU, minGRU/minLSTM,
+                        the leaky rate RNN
     seqjax.recurrence   the sequence engine: scan over time, vmap over the batch, padding,
                         bidirectional and stacked layers, truncated BPTT
     seqjax.attention    score functions, scaled dot-product and multi-head attention, chunked
@@ -24,6 +25,7 @@ Data flows one way, from the experiments down to pure functions::
     seqjax.decoding     greedy, sampling and beam search over any step function
     seqjax.interop      weight converters: PyTorch modules, Hugging Face checkpoints
     seqjax.export       serving artifacts: jax.export StableHLO, ONNX
+    seqjax.analysis     dynamical-systems analysis of trained networks (fixed points)
     seqjax.tagging      sequence labelling: linear-chain CRF, IOB2 spans and span F1
     seqjax.text         text processing and models of text (Kneser-Ney n-grams)
     seqjax.data         synthetic tasks, batching and padding, tokenizers, shipped corpora,

@@ -46,7 +46,7 @@ GROUPS = {
 class Config:
     """Train every model on the same tokens and evaluate them alike."""
 
-    QUICK: ClassVar[dict[str, Any]] = {"max_lines": 400, "epochs": 1, "glove_epochs": 2, "dim": 16,
+    QUICK: ClassVar[dict[str, Any]] = {"max_lines": 150, "epochs": 1, "glove_epochs": 1, "dim": 16,
                                        "min_count": 3, "bucket": 20000, "gensim_workers": 1}
 
     models: tuple[str, ...] = option(MODELS, "models to train, in order")

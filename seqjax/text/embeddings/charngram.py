@@ -28,6 +28,7 @@ import numpy as np
 
 from seqjax.text.embeddings.corpus import build_vocab
 from seqjax.text.embeddings.fasttext import train_subword_skipgram
+from seqjax.text.embeddings.sgns import SGNSConfig
 from seqjax.text.embeddings.vectors import WordVectors
 
 __all__ = ["CharNgramConfig", "charngram_keys", "train_charngram"]
@@ -40,20 +41,11 @@ def charngram_keys(word: str, ns: Sequence[int] = (2, 3, 4)) -> list[str]:
 
 
 @dataclasses.dataclass(frozen=True)
-class CharNgramConfig:
-    """The settings of a CharNgram run (skip-gram settings as FastText's; the JMT vectors are 100-d)."""
+class CharNgramConfig(SGNSConfig):
+    """:class:`~seqjax.text.embeddings.sgns.SGNSConfig`'s settings plus the n-gram lengths
+    (torchtext's 2, 3, 4; the JMT vectors are 100-d)."""
 
-    dim: int = 100
-    window: int = 5
-    negative: int = 5
-    min_count: int = 5
-    epochs: int = 5
-    sample: float = 1e-3
-    alpha: float = 0.025
-    min_alpha: float = 1e-4
     ns: tuple[int, ...] = (2, 3, 4)
-    batch_size: int = 128
-    seed: int = 0
 
 
 def train_charngram(sentences: Sequence[Sequence[str]], config: CharNgramConfig = CharNgramConfig(), *,

@@ -31,7 +31,7 @@ import jax
 import numpy as np
 
 from seqjax.text.embeddings.corpus import build_vocab, keep_probabilities, noise_distribution, subsample, window_examples
-from seqjax.text.embeddings.sgns import init_params, train_sgns
+from seqjax.text.embeddings.sgns import SGNSConfig, init_params, train_sgns
 from seqjax.text.embeddings.vectors import WordVectors
 
 __all__ = ["FastTextConfig", "char_ngrams", "ngram_bucket", "subword_rows", "train_fasttext"]
@@ -82,23 +82,14 @@ def subword_rows(words: Sequence[str], *, min_n: int, max_n: int, bucket: int, i
 
 
 @dataclasses.dataclass(frozen=True)
-class FastTextConfig:
-    """The settings of a FastText run (gensim's names; ``bucket`` smaller than fastText's 2M
-    default to fit a small corpus in memory: pass the same to gensim for a like-for-like run)."""
+class FastTextConfig(SGNSConfig):
+    """:class:`~seqjax.text.embeddings.sgns.SGNSConfig`'s settings plus the n-gram range and
+    ``bucket`` (smaller than fastText's 2M default to fit a small corpus in memory: pass the same
+    to gensim for a like-for-like run)."""
 
-    dim: int = 100
-    window: int = 5
-    negative: int = 5
-    min_count: int = 5
-    epochs: int = 5
-    sample: float = 1e-3
-    alpha: float = 0.025
-    min_alpha: float = 1e-4
     min_n: int = 3
     max_n: int = 6
     bucket: int = 200_000
-    batch_size: int = 128
-    seed: int = 0
 
 
 def train_subword_skipgram(sentences, vocab, rows, mask, num_inputs: int, config, *, desc=None) -> np.ndarray:

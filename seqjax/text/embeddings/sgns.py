@@ -40,6 +40,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Callable, NamedTuple
 
@@ -47,9 +48,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Batch", "init_params", "sgns_loss", "sgns_step", "train_sgns"]
+__all__ = ["Batch", "SGNSConfig", "init_params", "sgns_loss", "sgns_step", "train_sgns"]
 
 INPUT_GRADIENTS = ("sum", "mean")
+
+
+@dataclasses.dataclass(frozen=True)
+class SGNSConfig:
+    """The settings every SGNS model shares (gensim's names and defaults; ``dim`` is gensim's
+    ``vector_size``); :class:`~seqjax.text.embeddings.word2vec.Word2VecConfig`,
+    ``FastTextConfig`` and ``CharNgramConfig`` add their own."""
+
+    dim: int = 100
+    window: int = 5
+    negative: int = 5
+    min_count: int = 5
+    epochs: int = 5
+    sample: float = 1e-3
+    alpha: float = 0.025
+    min_alpha: float = 1e-4
+    batch_size: int = 128          # examples (centers) per step
+    seed: int = 0
 
 
 class Batch(NamedTuple):

@@ -33,28 +33,19 @@ import numpy as np
 from seqjax.text.embeddings.corpus import (
     build_vocab, keep_probabilities, noise_distribution, subsample, window_examples,
 )
-from seqjax.text.embeddings.sgns import init_params, train_sgns
+from seqjax.text.embeddings.sgns import SGNSConfig, init_params, train_sgns
 from seqjax.text.embeddings.vectors import WordVectors
 
 __all__ = ["Word2VecConfig", "train_word2vec"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Word2VecConfig:
-    """The settings of a word2vec run (gensim's names and defaults where gensim has them)."""
+class Word2VecConfig(SGNSConfig):
+    """The settings of a word2vec run: :class:`~seqjax.text.embeddings.sgns.SGNSConfig`'s, plus
+    ``sg`` (skip-gram if True, else CBOW) and the noise exponent."""
 
-    sg: bool = True               # skip-gram (True) or CBOW (False)
-    dim: int = 100                # gensim's vector_size
-    window: int = 5
-    negative: int = 5
-    min_count: int = 5
-    epochs: int = 5
-    sample: float = 1e-3
-    alpha: float = 0.025
-    min_alpha: float = 1e-4
+    sg: bool = True
     ns_exponent: float = 0.75
-    batch_size: int = 128          # examples (centers) per step
-    seed: int = 0
 
 
 def examples_fn(ids: Sequence[np.ndarray], keep: np.ndarray, window: int, sg: bool):

@@ -7,8 +7,8 @@ of :mod:`seqjax.text.embeddings.sgns`:
 * **skip-gram**: every ``(center, context)`` pair is an example; the input is the center word's
   row of ``E``, the target the context word's row of ``O``.
 * **CBOW**: every center word is an example; the input is the mean of its context words' rows
-  (``cbow_mean=1``, gensim's default, with the true gradient of the mean, as gensim), the target
-  the center word.
+  (``cbow_mean=1``, gensim's default), each context row receiving the full gradient of that mean
+  (as gensim and word2vec.c do), the target the center word.
 
 The word vectors are the rows of ``E`` (``syn0``). The settings follow gensim's defaults
 (``alpha=0.025`` decaying linearly to ``min_alpha=1e-4``, ``sample=1e-3``, ``negative=5``,
@@ -74,6 +74,6 @@ def train_word2vec(sentences: Sequence[Sequence[str]], config: Word2VecConfig = 
     params, _ = train_sgns(
         params, examples_fn(ids, keep, config.window, config.sg), noise=noise_distribution(vocab.counts, config.ns_exponent),
         epochs=config.epochs, negative=config.negative, batch_size=config.batch_size, alpha=config.alpha,
-        min_alpha=config.min_alpha, seed=config.seed, input_gradient="sum" if config.sg else "mean", desc=desc,
+        min_alpha=config.min_alpha, seed=config.seed, input_gradient="sum", desc=desc,
     )
     return WordVectors(vocab.words, np.asarray(params["input"]))

@@ -15,7 +15,7 @@ from seqjax.text.embeddings import charngram, corpus, fasttext, glove, sgns, wor
 gensim = pytest.importorskip("gensim")
 
 
-def toy_sentences(seed=0, n=300):
+def toy_sentences(seed=0, n=200):
     """Two topics whose words never meet: a planted structure every model should find."""
     rng = np.random.default_rng(seed)
     topics = [[f"a{i}" for i in range(8)], [f"b{i}" for i in range(8)]]
@@ -175,7 +175,7 @@ def _separation(wv):
 @pytest.mark.parametrize("model", ["skipgram", "cbow", "fasttext", "charngram", "glove"])
 def test_each_model_finds_the_planted_topics(model):
     sentences = toy_sentences()
-    common = dict(dim=16, window=3, negative=3, min_count=1, epochs=3, sample=0.0, alpha=0.05)
+    common = dict(dim=16, window=3, negative=3, min_count=1, epochs=2, sample=0.0, alpha=0.05)
     if model in ("skipgram", "cbow"):
         wv = word2vec.train_word2vec(sentences, word2vec.Word2VecConfig(sg=model == "skipgram", **common))
     elif model == "fasttext":
@@ -184,5 +184,5 @@ def test_each_model_finds_the_planted_topics(model):
     elif model == "charngram":
         wv = charngram.train_charngram(sentences, charngram.CharNgramConfig(**common))
     else:
-        wv = glove.train_glove(sentences, glove.GloVeConfig(dim=16, window=3, min_count=1, epochs=20))[0]
+        wv = glove.train_glove(sentences, glove.GloVeConfig(dim=16, window=3, min_count=1, epochs=10))[0]
     assert _separation(wv) > 0.3

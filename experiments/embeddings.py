@@ -3,7 +3,7 @@ Word2Vec and FastText on the same tokens: WordSim-353 / SimLex-999 Spearman rho,
 (3CosAdd, 3CosMul), each with its coverage, and training words per second.
 
     python -m experiments.embeddings             # the whole corpus (~547k tokens)
-    python -m experiments.embeddings --quick     # a few hundred lines, 1 epoch (the tests)
+    python -m experiments.embeddings --quick     # 60 Lee documents, 1 epoch, d = 16 (the tests)
     python -m experiments.embeddings --resume runs/embeddings/<timestamp>
 
 Corpus: the 106 Wikipedia articles gensim ships (:func:`seqjax.data.corpora.wikipedia_excerpt`,
@@ -32,6 +32,7 @@ import numpy as np
 from seqjax.experiment import RunCheckpoints, RunDir, environment, option, parse, run_experiment
 
 NAME = "embeddings"
+SOURCES = ("wikipedia", "lee")
 MODELS = ("skipgram", "cbow", "glove", "fasttext", "charngram", "gensim_skipgram", "gensim_cbow", "gensim_fasttext")
 PROBES = ("king", "war", "music", "france", "science", "water", "president", "january")
 GROUPS = {
@@ -46,10 +47,11 @@ GROUPS = {
 class Config:
     """Train every model on the same tokens and evaluate them alike."""
 
-    QUICK: ClassVar[dict[str, Any]] = {"max_lines": 150, "epochs": 1, "glove_epochs": 1, "dim": 16,
+    QUICK: ClassVar[dict[str, Any]] = {"sources": ("lee",), "max_lines": 60, "epochs": 1, "glove_epochs": 1, "dim": 16,
                                        "min_count": 3, "bucket": 20000, "gensim_workers": 1}
 
     models: tuple[str, ...] = option(MODELS, "models to train, in order")
+    sources: tuple[str, ...] = option(SOURCES, "corpora, in order: wikipedia (106 articles), lee (background)")
     max_lines: int = option(0, "use only the first this many corpus lines (0: all)")
     dim: int = option(100, "vector dimension")
     window: int = option(5, "context window (word2vec-style models)")
@@ -73,6 +75,8 @@ class Config:
                      "glove_epochs", "gensim_workers", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}.")
+        if not self.sources or any(x not in SOURCES for x in self.sources) or len(set(self.sources)) != len(self.sources):
+            raise ValueError(f"sources must be distinct names from {SOURCES}; got {self.sources}.")
         if self.max_lines < 0:
             raise ValueError(f"max_lines must be >= 0; got {self.max_lines}.")
 
@@ -82,7 +86,12 @@ def corpus(config: Config) -> list[list[str]]:
     from seqjax.data.corpora import lee_corpus, wikipedia_excerpt
     from seqjax.text.pipeline import embedding_pipeline
 
-    lines = [line for _, text in wikipedia_excerpt() for line in text.splitlines()] + lee_corpus("background")
+    lines = []
+    for source in config.sources:
+        if source == "wikipedia":
+            lines += [line for _, text in wikipedia_excerpt() for line in text.splitlines()]
+        else:
+            lines += lee_corpus("background")
     if config.max_lines:
         lines = lines[:config.max_lines]
     pipeline = embedding_pipeline()

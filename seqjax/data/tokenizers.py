@@ -560,8 +560,13 @@ def load_tokenizer(path: str | os.PathLike) -> CharTokenizer | WordTokenizer | B
     """Read any tokenizer written by ``save`` (the JSON's ``"type"`` says which)."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     kind = data.get("type")
+    if kind == "wordpiece":  # defined in seqjax.text.wordpiece, which imports this module
+        from seqjax.text.wordpiece import WordPieceTokenizer
+
+        return WordPieceTokenizer(Vocabulary.from_dict(data["vocab"]), prefix=data["prefix"], lowercase=data["lowercase"],
+                                  max_input_chars_per_word=data["max_input_chars_per_word"])
     if kind not in _KINDS:
-        raise ValueError(f"{path}: unknown tokenizer type {kind!r}; expected one of {sorted(_KINDS)}.")
+        raise ValueError(f"{path}: unknown tokenizer type {kind!r}; expected one of {sorted(_KINDS) + ['wordpiece']}.")
     vocab = Vocabulary.from_dict(data["vocab"])
     if kind == "char":
         return CharTokenizer(vocab)

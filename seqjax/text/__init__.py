@@ -1,4 +1,4 @@
-"""Text: preprocessing steps, a pipeline, WordPiece, word embeddings trained in JAX, and their evaluation.
+"""Text: preprocessing steps, a pipeline, WordPiece, word embeddings trained in JAX, their evaluation, n-grams.
 
 One concept per module; nothing heavy is imported here (snowballstemmer, simplemma, scikit-learn
 and gensim are imported by the functions that need them, with an error naming the extra)::
@@ -13,4 +13,5 @@ and gensim are imported by the functions that need them, with an error naming th
     wordpiece.py      WordPiece trained and encoded as Hugging Face tokenizers does
     embeddings/       skip-gram, CBOW, GloVe, FastText, CharNgram in JAX; word vectors and their file format
     evaluation.py     WordSim-353 / SimLex-999 Spearman rho, analogies (3CosAdd, 3CosMul), with coverage
+    ngram.py          interpolated Kneser-Ney n-gram language models (the baseline of neural LMs)
 """

@@ -111,11 +111,11 @@ class Config:
     num_layers: int = option(4, "transformer layers")
     num_heads: int = option(4, "attention heads")
     d_ff: int = option(512, "feed-forward width")
-    seq_len: int = option(128, "tokens per window (BERT: [CLS] + seq_len - 2 + [SEP])")
+    seq_len: int = option(64, "tokens per window (BERT: [CLS] + seq_len - 2 + [SEP])")
     batch_size: int = option(32, "windows per step")
-    train_steps: int = option(1000, "optimiser steps")
+    train_steps: int = option(600, "optimiser steps")
     learning_rate: float = option(1e-3, "peak AdamW learning rate")
-    warmup_steps: int = option(100, "linear warmup steps, then cosine decay to a tenth of the peak")
+    warmup_steps: int = option(60, "linear warmup steps, then cosine decay to a tenth of the peak")
     weight_decay: float = option(0.01, "AdamW weight decay (not on biases or norms)")
     dropout_rate: float = option(0.1, "dropout on embeddings, attention weights and residual branches")
     mask_prob: float = option(0.15, "BERT: the fraction of positions selected for prediction")
@@ -410,14 +410,15 @@ def bigram_argmax(train_stream: np.ndarray, vocab_size: int, previous: np.ndarra
 
 def prepare(config: Config, run_dir: RunDir) -> dict[str, Any]:
     """Documents, split, tokenizer (trained once, then read back from the run's tokenizer.json on
-    resume) and token streams."""
+    resume: training is deterministic, reading is faster) and token streams."""
     docs = load_documents(config)
     train_docs, held_docs, split = split_documents(docs, config.held_out_every)
     if not held_docs:
         raise ValueError("no held-out document: use more documents or a smaller held_out_every.")
     path = run_dir.path / "tokenizer.json"
     started = time.perf_counter()
-    if path.is_file():
+    resuming = (run_dir.path / "checkpoints").is_dir() and any((run_dir.path / "checkpoints").iterdir())
+    if resuming and path.is_file():  # a fresh run (even in a reused --out) trains its own
         tokenizer = load_tokenizer(path)
     else:
         tokenizer = train_tokenizer(train_docs, config)

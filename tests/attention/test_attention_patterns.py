@@ -63,7 +63,7 @@ def test_known_patterns_and_uniform_reference():
     first[:, 0] = 1
     w = np.stack([prev, nxt, first, np.full((n, n), 1 / n)])[None]  # [1, 4, n, n]
     s = head_patterns(w)
-    assert s["previous"][0].tolist() == pytest.approx([1.0, 0.0, 1 / 6, 1 / 6])
+    assert s["previous"][0].tolist() == pytest.approx([1.0, 0.0, 1 / 5, 1 / 6])  # rows 1..5
     assert s["next"][0, 1] == 1.0 and s["first"][0, 2] == 1.0 and s["entropy"][0, 2] == 0.0
     assert s["entropy"][0, 3] == pytest.approx(math.log(n))
     assert s["uniform"]["self"] == pytest.approx(1 / n) and s["uniform"]["entropy"] == pytest.approx(math.log(n))

@@ -15,7 +15,9 @@ from seqjax.cells.gru import (
     gru_init,
     gru_step,
 )
+from seqjax.cells.gru import GRUGates, gru_cho_gates, gru_gates
 from seqjax.cells.lstm import LSTMState, lstm, lstm_init, lstm_step
+from seqjax.cells.lstm import LSTMGates, lstm_gates
 from seqjax.cells.minimal import (
     min_gru,
     min_gru_coefficients,
@@ -27,6 +29,8 @@ from seqjax.cells.minimal import (
 
 __all__ = [
     "Cell",
+    "GRUGates",
+    "LSTMGates",
     "LSTMState",
     "elman",
     "elman_init",
@@ -34,12 +38,15 @@ __all__ = [
     "flip_update_gate",
     "gru",
     "gru_cho",
+    "gru_cho_gates",
     "gru_cho_init",
     "gru_cho_step",
+    "gru_gates",
     "gru_init",
     "gru_step",
     "input_features",
     "lstm",
+    "lstm_gates",
     "lstm_init",
     "lstm_step",
     "min_gru",

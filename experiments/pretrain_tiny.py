@@ -38,6 +38,19 @@ Training
     decay (:func:`seqjax.train.warmup_cosine_decay`), gradient clipping at global norm 1,
     dropout 0.1, steps from :func:`seqjax.train.make_train_step`; scanned layers.
 
+Result (2 CPU cores shared with six other jobs; numbers in ``metrics.json``)
+    Corpus: 406 documents (106 Wikipedia, 300 Lee), 40 held out (10 + 30): 918k training tokens
+    (489k words, 1.88 tokens per word), 101k held-out tokens (36 of them ``[UNK]``). BERT
+    (default config, 1.35M parameters, 600 steps = 1.3 epochs, 26 min): held-out accuracy at the
+    selected positions **0.067** against the unigram model's 0.026 (perplexity 1051 vs 1419), but
+    at the ``[MASK]`` positions alone **0.027, exactly the unigram model's** (it predicts " the",
+    the most frequent token; perplexity 1431 vs 1411): after 600 steps the encoder has learned to
+    copy the visible token at the 10% unchanged positions and the frequency table, not yet to
+    fill a mask from context (the loss is still falling). GPT (``--train-steps 300
+    --warmup-steps 30 --eval-every 50``, 1.33M parameters, 20 min): held-out perplexity **588**
+    against unigram 1426, but the interpolated bigram model's 222 is not reached; top-1 accuracy
+    0.050 (unigram 0.027, bigram 0.110).
+
 Outputs (``runs/pretrain_tiny/<UTC timestamp>/`` or ``--out``): ``config.json``, ``run.json``,
 ``metrics.jsonl`` (training loss per step, held-out evaluations), ``metrics.json`` (the
 held-out scores, the baselines, the corpus split, the reload check), ``loss.png`` (training and

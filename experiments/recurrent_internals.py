@@ -33,6 +33,18 @@ and its states and gates ``[n, T, units]``: what the HTML explorer's second page
 ``saturation.png`` (per-unit left vs right saturation and their histograms), ``trajectories.png``
 (PCA), ``training.png``, ``checkpoints/``.
 
+Result (default run, 8 minutes on 2 shared CPU cores; ``metrics.json``)
+    Char LSTM (128 units, 1000 steps): held-out 2.71 bits per character (unigram 4.43). Its
+    forget gate is right-saturated (> 0.9) at 73% of steps on average and left-saturated at 4%,
+    the input gate 35% / 0.2%, the output gate 34% / 29% (the pattern of Karpathy et al. 2015,
+    Fig. 3: forget gates mostly on, output gates spread over both ends). Unit 5's ``tanh(c)``
+    follows the position within the word (r = -0.70), unit 124 spaces (r = -0.68); no unit tracks
+    quotation marks (best |r| = 0.04). Adding problem at T = 50 (32 units, 1200 steps): LSTM
+    test MSE 0.0014, GRU 0.0022 (baseline 0.167), and **no gate of either ever saturates** (no
+    step below 0.1 or above 0.9, except 3% of the GRU's update-gate steps above 0.9): the task is
+    solved with graded gates; the LSTM's forget gate drops at the marked steps (0.62 vs 0.71).
+    The states from ``cell.gates`` equal ``rnn``'s exactly (0.0 difference).
+
 Fixed from the seeds' figures
     The seeds drew one step of gates from a cell initialised at 0.01 with zero biases (every gate
     about 0.5, the "forget gate ~ 0.5 keeps half" remark an artefact of the init) and

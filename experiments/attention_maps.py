@@ -24,6 +24,14 @@ Fixed from the seed's visualiser (see its notes)
     figure's links come from the trained weights, not invented strengths, and its recurrent chain
     runs hidden state to hidden state, with a state for the last word.
 
+Result (the default pretrain_tiny models, 600 steps each)
+    GPT: a previous-token head (layer 1, head 0: 0.36 of its weight on the previous token where
+    uniform attention gives 0.18, entropy 0.42 nats against 1.90), and heads that put 0.30 on the
+    start token; its strongest links on the flow sentence join each word piece to the one before
+    and to "The". BERT's heads are still nearly uniform (entropy 2.31-2.65 nats, uniform 2.66;
+    no score above 0.12 where uniform gives 0.07), which matches its masked-position accuracy at
+    the unigram level: after 600 steps it does not read the context yet.
+
 Inputs
     ``--bert-run`` / ``--gpt-run``: ``pretrain_tiny`` run directories (or ``pretrained/``
     directories: :func:`seqjax.experiment.pretrained.load_pretrained`). BERT reads

@@ -15,8 +15,10 @@ from seqjax.cells.gru import (
     gru_init,
     gru_step,
 )
+from seqjax.cells.gru import GRUGates, gru_cho_gates, gru_gates
 from seqjax.cells.lstm import LSTMState, lstm, lstm_init, lstm_step
 from seqjax.cells.rate import YANG2019, rate, rate_init, rate_step
+from seqjax.cells.lstm import LSTMGates, lstm_gates
 from seqjax.cells.minimal import (
     min_gru,
     min_gru_coefficients,
@@ -28,6 +30,8 @@ from seqjax.cells.minimal import (
 
 __all__ = [
     "Cell",
+    "GRUGates",
+    "LSTMGates",
     "LSTMState",
     "elman",
     "elman_init",
@@ -35,12 +39,15 @@ __all__ = [
     "flip_update_gate",
     "gru",
     "gru_cho",
+    "gru_cho_gates",
     "gru_cho_init",
     "gru_cho_step",
+    "gru_gates",
     "gru_init",
     "gru_step",
     "input_features",
     "lstm",
+    "lstm_gates",
     "lstm_init",
     "lstm_step",
     "min_gru",

@@ -8,6 +8,11 @@ A cell is three pure functions bundled in a :class:`Cell`:
   ``[d]``, in the argument order of :func:`jax.lax.scan` so it can be scanned directly;
 * ``zero_carry(params, dtype) -> carry``: the all-zero initial state for one sequence.
 
+Gated cells (LSTM, GRU) also provide ``gates(params, carry, x) -> (carry, gates)``: the same step
+returning its gate activations (a NamedTuple of ``[h]`` arrays) instead of ``y``; their ``step``
+calls it, so ``jax.lax.scan(functools.partial(cell.gates, params), carry, xs)`` gives the gates a
+trained model really computes.
+
 Cells whose recurrence is linear in the state (minGRU, minLSTM) also provide
 ``linear_coefficients(params, xs) -> (a, b)`` with ``h_t = a_t * h_{t-1} + b_t``, which lets the
 sequence engine use a parallel :func:`jax.lax.associative_scan` instead of a sequential scan.
@@ -45,6 +50,10 @@ class Cell(NamedTuple):
     # The size of the step's input ``x`` when it is not the rows of ``w_i`` (a cell that reads an
     # extra per-step stream, such as the rate cell's recurrent-noise samples); ``None``: rows of ``w_i``.
     step_input_features: Optional[Callable[[Params], int]] = None
+    # Gated cells: ``gates(params, carry, x) -> (carry, gates)``, the step itself with its gate
+    # activations as the output (a NamedTuple of ``[h]`` arrays); ``step`` is this function with
+    # the gates dropped, so the values are the ones the model computes.
+    gates: Optional[Callable[[Params, Carry, jax.Array], tuple[Carry, Any]]] = None
 
 
 def check_sizes(in_features: Any, hidden_features: Any, recurrent_scale: Any = None) -> None:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -76,19 +77,35 @@ def gru_cho_init(key, in_features, hidden_features, *, recurrent_scale=None) -> 
     return _init(key, in_features, hidden_features, recurrent_scale, reset_after=False)
 
 
-def gru_step(params: Params, h: jax.Array, x: jax.Array):
-    """Reset-after GRU step (PyTorch/Flax); returns ``(h', h')``."""
+class GRUGates(NamedTuple):
+    """The gate activations of one GRU step, each ``[h]``: reset ``r`` and update ``z``
+    (sigmoids; ``z`` close to 1 keeps the old state) and the candidate ``n`` (tanh)."""
+
+    r: jax.Array
+    z: jax.Array
+    n: jax.Array
+
+
+def gru_gates(params: Params, h: jax.Array, x: jax.Array) -> tuple[jax.Array, GRUGates]:
+    """Reset-after GRU step returning its gates: ``(h', GRUGates(r, z, n))``; :func:`gru_step`
+    is this function with the gates dropped."""
     x_r, x_z, x_n = jnp.split(x @ params["w_i"] + params["b"], 3, axis=-1)
     h_r, h_z, h_n = jnp.split(recurrent_input(params, h) @ params["w_h"], 3, axis=-1)
     r = jax.nn.sigmoid(x_r + h_r)
     z = jax.nn.sigmoid(x_z + h_z)
     n = jnp.tanh(x_n + r * (h_n + params["b_hn"]))
     h = (1.0 - z) * n + z * h
+    return h, GRUGates(r, z, n)
+
+
+def gru_step(params: Params, h: jax.Array, x: jax.Array):
+    """Reset-after GRU step (PyTorch/Flax); returns ``(h', h')``."""
+    h, _ = gru_gates(params, h, x)
     return h, h
 
 
-def gru_cho_step(params: Params, h: jax.Array, x: jax.Array):
-    """Reset-before GRU step (Cho et al. 2014); returns ``(h', h')``.
+def gru_cho_gates(params: Params, h: jax.Array, x: jax.Array) -> tuple[jax.Array, GRUGates]:
+    """Reset-before GRU step (Cho et al. 2014) returning its gates: ``(h', GRUGates(r, z, n))``.
 
     The candidate needs ``r`` first, so the recurrent product is split in two: the ``r, z``
     columns, then the ``n`` columns applied to ``r * h``.
@@ -101,6 +118,13 @@ def gru_cho_step(params: Params, h: jax.Array, x: jax.Array):
     z = jax.nn.sigmoid(x_z + h_z)
     n = jnp.tanh(x_n + (r * h_in) @ params["w_h"][:, 2 * hidden :])
     h = (1.0 - z) * n + z * h
+    return h, GRUGates(r, z, n)
+
+
+def gru_cho_step(params: Params, h: jax.Array, x: jax.Array):
+    """Reset-before GRU step (Cho et al. 2014); returns ``(h', h')`` (:func:`gru_cho_gates`
+    without the gates)."""
+    h, _ = gru_cho_gates(params, h, x)
     return h, h
 
 
@@ -124,6 +148,7 @@ def gru(*, recurrent_scale: float | None = None) -> Cell:
         init=functools.partial(gru_init, recurrent_scale=recurrent_scale),
         step=gru_step,
         zero_carry=gru_zero_carry,
+        gates=gru_gates,
         name="gru",
     )
 
@@ -134,5 +159,6 @@ def gru_cho(*, recurrent_scale: float | None = None) -> Cell:
         init=functools.partial(gru_cho_init, recurrent_scale=recurrent_scale),
         step=gru_cho_step,
         zero_carry=gru_zero_carry,
+        gates=gru_cho_gates,
         name="gru_cho",
     )

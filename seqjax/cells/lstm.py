@@ -95,8 +95,33 @@ def lstm_init(
     return params
 
 
-def lstm_step(params: Params, carry: LSTMState, x: jax.Array) -> tuple[LSTMState, jax.Array]:
-    """One LSTM step; the variant (peephole, layer norm) follows from the keys in ``params``."""
+class LSTMGates(NamedTuple):
+    """The gate activations of one LSTM step, each ``[h]``: input ``i``, forget ``f``, output
+    ``o`` (sigmoids, in ``(0, 1)``) and the candidate ``g`` (tanh, in ``(-1, 1)``)."""
+
+    i: jax.Array
+    f: jax.Array
+    g: jax.Array
+    o: jax.Array
+
+
+def lstm_gates(params: Params, carry: LSTMState, x: jax.Array) -> tuple[LSTMState, LSTMGates]:
+    """One LSTM step returning its gate activations: ``(carry, LSTMGates(i, f, g, o))``.
+
+    :func:`lstm_step` is this function with the gates dropped, so scanning it gives the gates of
+    the computation the model runs (module docstring for the equations).
+
+    Example::
+
+        >>> import functools, jax, jax.numpy as jnp
+        >>> from seqjax.cells import lstm
+        >>> cell = lstm()
+        >>> params = cell.init(jax.random.key(0), 3, 5)
+        >>> carry, gates = jax.lax.scan(functools.partial(cell.gates, params),
+        ...                             cell.zero_carry(params, jnp.float32), jnp.ones((7, 3)))
+        >>> gates.f.shape, bool(((gates.f > 0) & (gates.f < 1)).all())
+        ((7, 5), True)
+    """
     h_prev, c_prev = carry
     x_part = x @ params["w_i"]
     h_part = recurrent_input(params, h_prev) @ params["w_h"]
@@ -109,12 +134,21 @@ def lstm_step(params: Params, carry: LSTMState, x: jax.Array) -> tuple[LSTMState
         p_i, p_f, p_o = params["peephole"]
         z_i = z_i + p_i * c_prev
         z_f = z_f + p_f * c_prev
-    c = jax.nn.sigmoid(z_f) * c_prev + jax.nn.sigmoid(z_i) * jnp.tanh(z_g)
+    i, f, g = jax.nn.sigmoid(z_i), jax.nn.sigmoid(z_f), jnp.tanh(z_g)
+    c = f * c_prev + i * g
     if "peephole" in params:
         z_o = z_o + p_o * c
     c_out = layer_norm({"scale": params["ln_c_scale"], "bias": params["ln_c_bias"]}, c) if normalised else c
-    h = jax.nn.sigmoid(z_o) * jnp.tanh(c_out)
-    return LSTMState(h, c), h
+    o = jax.nn.sigmoid(z_o)
+    h = o * jnp.tanh(c_out)
+    return LSTMState(h, c), LSTMGates(i, f, g, o)
+
+
+def lstm_step(params: Params, carry: LSTMState, x: jax.Array) -> tuple[LSTMState, jax.Array]:
+    """One LSTM step; the variant (peephole, layer norm) follows from the keys in ``params``
+    (:func:`lstm_gates` without the gates)."""
+    carry, _ = lstm_gates(params, carry, x)
+    return carry, carry.h
 
 
 def lstm_zero_carry(params: Params, dtype=jnp.float32) -> LSTMState:
@@ -141,6 +175,7 @@ def lstm(
         ),
         step=lstm_step,
         zero_carry=lstm_zero_carry,
+        gates=lstm_gates,
         name="lstm" + ("_peephole" if peephole else "") + ("_layernorm" if layer_norm else ""),
     )
 

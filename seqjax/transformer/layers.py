@@ -116,9 +116,9 @@ def _self_attention(spec, params, h, mask, bias, cache, layer, key):
         cache = write_kv(cache, k, v, layer)
         k = layer_entries(cache["k"], layer).astype(q.dtype)
         v = layer_entries(cache["v"], layer).astype(q.dtype)
-    heads = dot_product_attention(q, k, v, mask=mask, bias=bias, dropout_rate=spec.dropout_rates()[1],
-                                  dropout_key=key)
-    return output_projection(params, heads), cache
+    heads, weights = dot_product_attention(q, k, v, mask=mask, bias=bias, dropout_rate=spec.dropout_rates()[1],
+                                           dropout_key=key, return_weights=True)
+    return output_projection(params, heads), (cache, weights)
 
 
 def _cross_attention(spec, params, h, memory, mask, cache, layer, key):
@@ -133,8 +133,9 @@ def _cross_attention(spec, params, h, memory, mask, cache, layer, key):
     else:
         mask = check_mask("memory_mask", mask, spec, h.shape[0], h.shape[1], memory.shape[1])
         q, k, v = project_qkv(params, h, memory, memory, num_heads=spec.num_heads)
-    heads = dot_product_attention(q, k, v, mask=mask, dropout_rate=spec.dropout_rates()[1], dropout_key=key)
-    return output_projection(params, heads)
+    heads, weights = dot_product_attention(q, k, v, mask=mask, dropout_rate=spec.dropout_rates()[1], dropout_key=key,
+                                           return_weights=True)
+    return output_projection(params, heads), weights
 
 
 def _ffn(spec, params, key):
@@ -150,25 +151,29 @@ def _residual_options(spec):
 
 
 def encoder_layer_body(spec, params, x, *, mask, bias, cache, layer, dropout_key):
-    """The encoder layer on checked inputs: ``(cache or None, y)``."""
+    """The encoder layer on checked inputs: ``(cache or None, y, attention)``, ``attention =
+    {"self": [b, h, t, s]}`` the pre-dropout weights (unused ones cost nothing under ``jax.jit``)."""
     k_att, k_res1, k_act, k_res2 = split_key(dropout_key, 4)
     res = _residual_options(spec)
-    x, cache = residual(x, lambda h: _self_attention(spec, params["self_attn"], h, mask, bias, cache, layer, k_att),
+    x, (cache, w_self) = residual(x, lambda h: _self_attention(spec, params["self_attn"], h, mask, bias, cache, layer, k_att),
                         params["norm_1"], dropout_key=k_res1, has_aux=True, **res)
     x = residual(x, _ffn(spec, params["ffn"], k_act), params["norm_2"], dropout_key=k_res2, **res)
-    return cache, x
+    return cache, x, {"self": w_self}
 
 
 def decoder_layer_body(spec, params, x, memory, *, mask, memory_mask, cache, layer, dropout_key, bias=None):
-    """The decoder layer on checked inputs: ``(cache or None, y)``; ``bias`` on the self-attention logits."""
+    """The decoder layer on checked inputs: ``(cache or None, y, attention)``, ``attention =
+    {"self": [b, h, t, t_kv], "cross": [b, h, t, s]}`` (pre-dropout weights); ``bias`` on the
+    self-attention logits."""
     k_self, k_res1, k_cross, k_res2, k_act, k_res3 = split_key(dropout_key, 6)
     res = _residual_options(spec)
-    x, cache = residual(x, lambda h: _self_attention(spec, params["self_attn"], h, mask, bias, cache, layer, k_self),
+    x, (cache, w_self) = residual(x, lambda h: _self_attention(spec, params["self_attn"], h, mask, bias, cache, layer, k_self),
                         params["norm_1"], dropout_key=k_res1, has_aux=True, **res)
-    x = residual(x, lambda h: _cross_attention(spec, params["cross_attn"], h, memory, memory_mask, cache, layer, k_cross),
-                 params["norm_2"], dropout_key=k_res2, **res)
+    x, w_cross = residual(
+        x, lambda h: _cross_attention(spec, params["cross_attn"], h, memory, memory_mask, cache, layer, k_cross),
+        params["norm_2"], dropout_key=k_res2, has_aux=True, **res)
     x = residual(x, _ffn(spec, params["ffn"], k_act), params["norm_3"], dropout_key=k_res3, **res)
-    return cache, x
+    return cache, x, {"self": w_self, "cross": w_cross}
 
 
 def check_memory(spec: TransformerSpec, memory: Any, cache: Cache | None, batch: int, features: int) -> jax.Array | None:
@@ -187,6 +192,14 @@ def check_memory(spec: TransformerSpec, memory: Any, cache: Cache | None, batch:
     if memory.shape[0] != batch:
         raise ValueError(f"memory must have the batch size of x, {batch}; got shape {tuple(memory.shape)}.")
     return memory
+
+
+def with_attention(result: Any, attention: dict | None) -> Any:
+    """``result`` (``y`` or ``(cache, y)``) with ``attention`` appended when it is not None:
+    ``(y, attention)`` / ``(cache, y, attention)``."""
+    if attention is None:
+        return result
+    return (*result, attention) if isinstance(result, tuple) else (result, attention)
 
 
 def has_cross_entries(cache: Any) -> bool:
@@ -233,6 +246,7 @@ def encoder_layer(
     cache: Cache | None = None,
     layer: int | jax.Array = 0,
     dropout_key: jax.Array | None = None,
+    return_attention: bool = False,
 ):
     """One encoder layer: self-attention then FFN, each in a residual with LayerNorm::
 
@@ -256,15 +270,18 @@ def encoder_layer(
       layer: which layer of the cache this is.
       dropout_key: enables dropout; split into 4 keys (attention, residual 1, activation,
         residual 2).
+      return_attention: also return ``{"self": [b, h, t, s]}``, the attention weights (the
+        softmax, before dropout; rows sum to 1, masked keys 0).
 
     Returns:
-      ``y`` ``[b, t, d]``; with a cache ``(cache, y)``.
+      ``y`` ``[b, t, d]``; with a cache ``(cache, y)``; with ``return_attention`` the attention
+      dict appended: ``(y, attention)`` / ``(cache, y, attention)``.
     """
     spec, x, cache = check_layer_inputs(spec, params, ENCODER_KEYS, "encoder_layer_init", x, cache)
     check_layer_positional(spec, bias, "encoder_layer")
-    new_cache, y = encoder_layer_body(spec, params, x, mask=mask, bias=bias, cache=cache, layer=layer,
-                                      dropout_key=dropout_key)
-    return y if cache is None else (new_cache, y)
+    new_cache, y, attention = encoder_layer_body(spec, params, x, mask=mask, bias=bias, cache=cache, layer=layer,
+                                                 dropout_key=dropout_key)
+    return with_attention(y if cache is None else (new_cache, y), attention if return_attention else None)
 
 
 def decoder_layer(
@@ -278,6 +295,7 @@ def decoder_layer(
     cache: Cache | None = None,
     layer: int | jax.Array = 0,
     dropout_key: jax.Array | None = None,
+    return_attention: bool = False,
 ):
     """One decoder layer: masked self-attention, cross-attention to ``memory``, FFN::
 
@@ -299,13 +317,16 @@ def decoder_layer(
         padding); with a cache, ``cache["memory_valid"]`` is applied as well.
       dropout_key: split into 6 keys (self-attention weights, residual 1, cross-attention weights,
         residual 2, activation, residual 3).
+      return_attention: also return ``{"self": [b, h, t, t_kv], "cross": [b, h, t, s]}``
+        (pre-dropout weights).
 
     Returns:
-      ``y`` ``[b, t, d]``; with a cache ``(cache, y)``.
+      ``y`` ``[b, t, d]``; with a cache ``(cache, y)``; with ``return_attention`` the attention
+      dict appended.
     """
     spec, x, cache = check_layer_inputs(spec, params, DECODER_KEYS, "decoder_layer_init", x, cache)
     check_layer_positional(spec, None, "decoder_layer")
     memory = check_memory(spec, memory, cache, x.shape[0], params["cross_attn"]["w_k"].shape[0])
-    new_cache, y = decoder_layer_body(spec, params, x, memory, mask=mask, memory_mask=memory_mask, cache=cache,
-                                      layer=layer, dropout_key=dropout_key)
-    return y if cache is None else (new_cache, y)
+    new_cache, y, attention = decoder_layer_body(spec, params, x, memory, mask=mask, memory_mask=memory_mask,
+                                                 cache=cache, layer=layer, dropout_key=dropout_key)
+    return with_attention(y if cache is None else (new_cache, y), attention if return_attention else None)

@@ -42,7 +42,8 @@ from seqjax import _checks
 from seqjax.attention.masks import combine_masks, padding_mask
 from seqjax.primitives import layer_norm
 from seqjax.transformer.cache import Cache, advance, capacity
-from seqjax.transformer.layers import check_layer_inputs, check_mask, check_memory, decoder_layer_body, encoder_layer_body
+from seqjax.transformer.layers import (check_layer_inputs, check_mask, check_memory, decoder_layer_body,
+                                      encoder_layer_body, with_attention)
 from seqjax.transformer.position_bias import stack_bias
 from seqjax.transformer.layout import DECODER_KEYS, ENCODER_KEYS, layer_view, stack_layers, stack_of, unstack_layers
 from seqjax.transformer.spec import TransformerSpec
@@ -57,9 +58,10 @@ def _lengths_mask(name: str, lengths: Any, batch: int, time: int) -> jax.Array |
 
 
 def _run(layer_fn: Callable, params: Params, x: jax.Array, cache: Cache | None, *, steps: Any, spec: TransformerSpec,
-         scan: bool | None, unroll: int, dropout_key: jax.Array | None):
-    """Loop or scan ``layer_fn(layer_params, x, cache, i, key) -> (cache, x)`` over the layers,
-    then the final norm and the index advance. Returns ``(cache or None, y)``."""
+         scan: bool | None, unroll: int, dropout_key: jax.Array | None, return_attention: bool = False):
+    """Loop or scan ``layer_fn(layer_params, x, cache, i, key) -> (cache, x, attention)`` over the
+    layers, then the final norm and the index advance. Returns ``(cache or None, y, attention)``,
+    each attention array stacked on a leading layer axis (None unless ``return_attention``)."""
     layers, n = stack_of(params)
     _checks.positive_int("unroll", unroll)
     is_stacked = isinstance(layers, Mapping)
@@ -69,17 +71,21 @@ def _run(layer_fn: Callable, params: Params, x: jax.Array, cache: Cache | None, 
         def body(carry, xs):
             h, c = carry
             layer_params, i, key = xs
-            c, h = layer_fn(layer_params, h, c, i, key)
-            return (h, c), None
+            c, h, a = layer_fn(layer_params, h, c, i, key)
+            return (h, c), (a if return_attention else None)
 
         stacked = layers if is_stacked else stack_layers(layers)
-        (x, cache), _ = jax.lax.scan(body, (x, cache), (stacked, jnp.arange(n, dtype=jnp.int32), keys), unroll=unroll)
+        (x, cache), attention = jax.lax.scan(body, (x, cache), (stacked, jnp.arange(n, dtype=jnp.int32), keys),
+                                             unroll=unroll)
     else:
+        per_layer = []
         for i, layer_params in enumerate(unstack_layers(layers) if is_stacked else layers):
-            cache, x = layer_fn(layer_params, x, cache, i, None if keys is None else keys[i])
+            cache, x, a = layer_fn(layer_params, x, cache, i, None if keys is None else keys[i])
+            per_layer.append(a)
+        attention = jax.tree.map(lambda *w: jnp.stack(w), *per_layer) if return_attention else None
     if "final_norm" in params:
         x = layer_norm(params["final_norm"], x, eps=spec.eps)
-    return (None if cache is None else advance(cache, steps)), x
+    return (None if cache is None else advance(cache, steps)), x, attention
 
 
 def encoder_stack(
@@ -94,6 +100,7 @@ def encoder_stack(
     scan: bool | None = None,
     unroll: int = 1,
     dropout_key: jax.Array | None = None,
+    return_attention: bool = False,
 ):
     """A stack of encoder layers (:func:`~seqjax.transformer.encoder_layer`), then ``final_norm``
     if present, on ``x`` ``[b, t, d]``.
@@ -112,9 +119,25 @@ def encoder_stack(
         the fly) or a Python loop (``False``). Default: scan for stacked parameters, loop for a list.
       unroll: the scan's ``unroll``.
       dropout_key: split into one key per layer (``jax.random.split(key, L)``) in both modes.
+      return_attention: also return ``{"self": [L, b, h, t, s]}``, every layer's attention
+        weights (the softmax before dropout: rows sum to 1, masked and padded keys get 0; with a
+        cache ``s`` is its capacity), the same from the loop and the scan.
 
     Returns:
-      ``y`` ``[b, t, d]``; with a cache ``(cache, y)``, ``cache["index"]`` advanced.
+      ``y`` ``[b, t, d]``; with a cache ``(cache, y)``, ``cache["index"]`` advanced; with
+      ``return_attention`` the attention dict appended: ``(y, attention)`` / ``(cache, y, attention)``.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp
+        >>> from seqjax.transformer import TransformerSpec, encoder_stack, encoder_stack_init
+        >>> params = encoder_stack_init(jax.random.key(0), 3, 16, 4, 32)
+        >>> x = jax.random.normal(jax.random.key(1), (2, 5, 16))
+        >>> y, attention = encoder_stack(TransformerSpec(num_heads=4), params, x, seq_lengths=jnp.array([5, 3]),
+        ...                              return_attention=True)
+        >>> w = attention["self"]
+        >>> w.shape, bool(jnp.allclose(w.sum(-1), 1.0)), float(w[:, 1, :, :, 3:].max())
+        ((3, 2, 4, 5, 5), True, 0.0)
     """
     layers, n = stack_of(params)
     spec, x, cache = check_layer_inputs(spec, layer_view(layers), ENCODER_KEYS, "encoder_stack_init", x, cache, n)
@@ -130,9 +153,9 @@ def encoder_stack(
     def layer_fn(layer_params, h, c, i, key):
         return encoder_layer_body(spec, layer_params, h, mask=mask, bias=bias, cache=c, layer=i, dropout_key=key)
 
-    new_cache, y = _run(layer_fn, params, x, cache, steps=steps, spec=spec, scan=scan, unroll=unroll,
-                        dropout_key=dropout_key)
-    return y if cache is None else (new_cache, y)
+    new_cache, y, attention = _run(layer_fn, params, x, cache, steps=steps, spec=spec, scan=scan, unroll=unroll,
+                                   dropout_key=dropout_key, return_attention=return_attention)
+    return with_attention(y if cache is None else (new_cache, y), attention)
 
 
 def decoder_stack(
@@ -149,6 +172,7 @@ def decoder_stack(
     scan: bool | None = None,
     unroll: int = 1,
     dropout_key: jax.Array | None = None,
+    return_attention: bool = False,
 ):
     """A stack of decoder layers (:func:`~seqjax.transformer.decoder_layer`) on ``x``
     ``[b, t, d]`` reading ``memory`` ``[b, s, d_mem]``, then ``final_norm`` if present.
@@ -162,9 +186,12 @@ def decoder_stack(
       tgt_lengths: ``[b]`` valid target lengths (``seq_lengths`` of :func:`encoder_stack`).
       src_lengths: ``[b]`` valid source lengths: mask the padded memory positions (with a cache
         holding the cross-attention entries, ``cache["memory_valid"]`` does it instead).
+      return_attention: also return ``{"self": [L, b, h, t, t_kv], "cross": [L, b, h, t, s]}``
+        (pre-dropout weights, as :func:`encoder_stack`).
 
     Returns:
-      ``y`` ``[b, t, d]``; with a cache ``(cache, y)``, ``cache["index"]`` advanced.
+      ``y`` ``[b, t, d]``; with a cache ``(cache, y)``, ``cache["index"]`` advanced; with
+      ``return_attention`` the attention dict appended.
     """
     layers, n = stack_of(params)
     view = layer_view(layers)
@@ -189,6 +216,6 @@ def decoder_stack(
         return decoder_layer_body(spec, layer_params, h, memory, mask=mask, memory_mask=memory_mask, cache=c,
                                   layer=i, dropout_key=key, bias=bias)
 
-    new_cache, y = _run(layer_fn, params, x, cache, steps=steps, spec=spec, scan=scan, unroll=unroll,
-                        dropout_key=dropout_key)
-    return y if cache is None else (new_cache, y)
+    new_cache, y, attention = _run(layer_fn, params, x, cache, steps=steps, spec=spec, scan=scan, unroll=unroll,
+                                   dropout_key=dropout_key, return_attention=return_attention)
+    return with_attention(y if cache is None else (new_cache, y), attention)

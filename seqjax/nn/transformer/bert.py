@@ -167,7 +167,7 @@ class BertModel(HFPretrained, nnx.Module):
     def __call__(
         self, input_ids: jax.Array, *, token_type_ids: jax.Array | None = None,
         seq_lengths: jax.Array | None = None, token_mask: jax.Array | None = None,
-        dropout_key: jax.Array | None = None,
+        dropout_key: jax.Array | None = None, return_attention: bool = False,
     ) -> tuple[jax.Array, jax.Array | None]:
         """Encode ``input_ids`` ``[b, t]``.
 
@@ -177,9 +177,13 @@ class BertModel(HFPretrained, nnx.Module):
           seq_lengths: ``[b]`` valid lengths (right padding), or
           token_mask: ``[b, t]`` True (or 1) at real tokens (HF ``attention_mask``).
           dropout_key: enables dropout.
+          return_attention: also return ``{"self": [L, b, heads, t, t]}``, every layer's
+            attention weights before dropout (padded keys 0), as Hugging Face's
+            ``output_attentions=True``.
 
         Returns:
-          ``(sequence_output [b, t, H], pooled_output [b, H])`` (pooled is None without pooler).
+          ``(sequence_output [b, t, H], pooled_output [b, H])`` (pooled is None without pooler);
+          with ``return_attention``, ``(sequence_output, pooled_output, attention)``.
         """
         c = self.config
         input_ids = _checks.token_ids("input_ids", input_ids, c.vocab_size)
@@ -205,9 +209,10 @@ class BertModel(HFPretrained, nnx.Module):
         x = layer_norm(emb["norm"], x, eps=c.layer_norm_eps)
         k_emb, k_enc = split_key(dropout_key, 2)
         x = dropout(x, c.hidden_dropout_prob, k_emb)
-        h = self.encoder(x, mask=key_padding(valid), dropout_key=k_enc)
+        h = self.encoder(x, mask=key_padding(valid), dropout_key=k_enc, return_attention=return_attention)
+        h, attention = h if return_attention else (h, None)
         pooled = None if self.pooler is None else jnp.tanh(_apply(values(self.pooler), h[:, 0]))
-        return h, pooled
+        return (h, pooled) if attention is None else (h, pooled, attention)
 
 
 class BertForMaskedLM(HFPretrained, nnx.Module):
@@ -231,13 +236,15 @@ class BertForMaskedLM(HFPretrained, nnx.Module):
         """``{"bert": BertModel.pure_params(), "mlm_head": {"transform", "norm", "bias"}}``."""
         return {"bert": self.bert.pure_params(), "mlm_head": values(self.mlm_head)}
 
-    def __call__(self, input_ids: jax.Array, **options: Any) -> jax.Array:
-        """``input_ids`` ``[b, t]`` -> MLM logits ``[b, t, V]``; ``options`` as :class:`BertModel`."""
-        h, _ = self.bert(input_ids, **options)
+    def __call__(self, input_ids: jax.Array, *, return_attention: bool = False, **options: Any) -> jax.Array:
+        """``input_ids`` ``[b, t]`` -> MLM logits ``[b, t, V]``; ``options`` as :class:`BertModel`.
+        ``return_attention``: ``(logits, {"self": [L, b, heads, t, t]})``."""
+        h, _, *attention = self.bert(input_ids, return_attention=return_attention, **options)
         head = values(self.mlm_head)
         act = ACTIVATIONS[self.config.hidden_act]
         z = layer_norm(head["norm"], act(_apply(head["transform"], h)), eps=self.config.layer_norm_eps)
-        return dense(z, self.bert.embeddings["token"][...].T, head["bias"])
+        logits = dense(z, self.bert.embeddings["token"][...].T, head["bias"])
+        return (logits, *attention) if return_attention else logits
 
 
 class BertForSequenceClassification(HFPretrained, nnx.Module):

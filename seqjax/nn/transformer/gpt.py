@@ -43,6 +43,7 @@ from seqjax.nn.transformer.stacks import TransformerEncoder
 from seqjax.primitives import dropout, split_key
 from seqjax.transformer import TransformerSpec, encoder_stack, init_weights
 from seqjax.transformer.cache import capacity, query_positions
+from seqjax.transformer.layers import with_attention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +141,7 @@ def gpt_forward(
     cache: dict | None = None,
     embedding_dropout_rate: float = 0.0,
     dropout_key: jax.Array | None = None,
+    return_attention: bool = False,
 ):
     """The GPT forward pass on ``input_ids`` ``[b, t]``: next-token logits ``[b, t, V]``; with a
     ``cache``, the ``t`` new positions start at ``cache["index"]`` and the result is
@@ -155,6 +157,8 @@ def gpt_forward(
       cache: None, or a KV cache of capacity ``<= P`` (``GPTLanguageModel.init_cache``).
       embedding_dropout_rate, dropout_key: dropout (GPT-2's ``embd_pdrop`` on the embeddings,
         the spec's rates inside the blocks), active only with a key.
+      return_attention: append ``{"self": [L, b, h, t, s]}``, every block's causal attention
+        weights before dropout (``s = t``, or the cache capacity).
     """
     token, position = params["token_embedding"], params.get("position_embedding")
     input_ids = _checks.token_ids("input_ids", input_ids, token.shape[0])
@@ -171,11 +175,15 @@ def gpt_forward(
         x = x + jnp.take(position, query_positions(cache, t), axis=0)
     k_emb, k_blocks = split_key(dropout_key, 2)
     x = dropout(x, embedding_dropout_rate, k_emb)
-    out = encoder_stack(spec, params["blocks"], x, seq_lengths=seq_lengths, cache=cache, dropout_key=k_blocks)
+    out = encoder_stack(spec, params["blocks"], x, seq_lengths=seq_lengths, cache=cache, dropout_key=k_blocks,
+                        return_attention=return_attention)
+    attention = out[-1] if return_attention else None
+    if return_attention:
+        out = out[0] if cache is None else out[:2]
     cache, h = (None, out) if cache is None else out
     w = params["lm_head"] if "lm_head" in params else token.T
     logits = h @ w.astype(h.dtype)
-    return logits if cache is None else (cache, logits)
+    return with_attention(logits if cache is None else (cache, logits), attention)
 
 
 def gpt_step(spec: TransformerSpec, params: dict, cache: dict, tokens: jax.Array) -> tuple[dict, jax.Array]:
@@ -298,13 +306,16 @@ class GPTLanguageModel(HFPretrained, nnx.Module):
 
     def __call__(
         self, input_ids: jax.Array, *, seq_lengths: jax.Array | None = None,
-        dropout_key: jax.Array | None = None,
+        dropout_key: jax.Array | None = None, return_attention: bool = False,
     ) -> jax.Array:
         """``input_ids`` ``[b, t]`` -> next-token logits ``[b, t, V]`` (position ``i`` sees tokens
         ``0..i``). ``seq_lengths`` masks right padding (only the padded positions' own outputs
-        change: with the causal mask a valid query never reads a later, padded key)."""
+        change: with the causal mask a valid query never reads a later, padded key).
+        ``return_attention``: ``(logits, {"self": [n_layer, b, n_head, t, t]})``, the weights
+        before dropout (zero above the diagonal), as Hugging Face's ``output_attentions=True``."""
         return gpt_forward(self.spec, self.pure_params(), input_ids, seq_lengths=seq_lengths,
-                           embedding_dropout_rate=self.config.embd_pdrop, dropout_key=dropout_key)
+                           embedding_dropout_rate=self.config.embd_pdrop, dropout_key=dropout_key,
+                           return_attention=return_attention)
 
     # --- incremental decoding (KV cache) ---
 

@@ -119,16 +119,18 @@ class TransformerEncoder(_LayerStack):
 
     def __call__(
         self, x: jax.Array, *, mask: jax.Array | None = None, seq_lengths: jax.Array | None = None,
-        cache: dict | None = None, dropout_key: jax.Array | None = None,
+        cache: dict | None = None, dropout_key: jax.Array | None = None, return_attention: bool = False,
     ):
         """``x`` ``[b, t, d]`` -> ``[b, t, d]``; with ``cache``, ``(cache, y)``.
 
         ``mask`` (True = may attend, rank 4 broadcastable to ``[b, h, t, t]``) is combined with
         the padding mask of ``seq_lengths`` ``[b]`` and, with ``causal``, the causal mask; with a
         cache, ``seq_lengths`` is how far the index advances (right-padded prompts).
+        ``return_attention``: append ``{"self": [L, b, h, t, s]}`` (pre-dropout weights,
+        :func:`seqjax.transformer.encoder_stack`).
         """
         return encoder_stack(self.spec, self.pure_params(), x, mask=mask, seq_lengths=seq_lengths, cache=cache,
-                             dropout_key=dropout_key)
+                             dropout_key=dropout_key, return_attention=return_attention)
 
 
 class TransformerDecoder(_LayerStack):
@@ -159,12 +161,15 @@ class TransformerDecoder(_LayerStack):
         self, x: jax.Array, memory: jax.Array | None = None, *, mask: jax.Array | None = None,
         memory_mask: jax.Array | None = None, tgt_lengths: jax.Array | None = None,
         src_lengths: jax.Array | None = None, cache: dict | None = None, dropout_key: jax.Array | None = None,
+        return_attention: bool = False,
     ):
         """``x`` ``[b, t, d]``, ``memory`` ``[b, s, d_mem]`` -> ``[b, t, d]``; with ``cache``,
         ``(cache, y)`` (``memory`` None when the cache holds the cross-attention keys and values).
 
         The self-attention mask is ``mask & causal & padding(tgt_lengths)``; the cross-attention
-        mask ``memory_mask & padding(src_lengths)`` (source padding).
+        mask ``memory_mask & padding(src_lengths)`` (source padding). ``return_attention``: append
+        ``{"self": [L, b, h, t, t_kv], "cross": [L, b, h, t, s]}`` (pre-dropout weights).
         """
         return decoder_stack(self.spec, self.pure_params(), x, memory, mask=mask, memory_mask=memory_mask,
-                             tgt_lengths=tgt_lengths, src_lengths=src_lengths, cache=cache, dropout_key=dropout_key)
+                             tgt_lengths=tgt_lengths, src_lengths=src_lengths, cache=cache, dropout_key=dropout_key,
+                             return_attention=return_attention)

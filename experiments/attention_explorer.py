@@ -37,7 +37,7 @@ import datetime as _dt
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 

@@ -57,7 +57,6 @@ Run::
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, ClassVar, Sequence
 
 import jax

@@ -94,7 +94,7 @@ class Config:
     # hidden 16 for 20 steps per cell (seconds, for the tests).
     QUICK: ClassVar[dict[str, Any]] = {
         "corpus_chars": 20_000, "char_hidden": 32, "char_embed": 16, "char_batch": 8,
-        "bptt": 32, "adding_length": 20, "adding_hidden": 16, "adding_steps": 40, "adding_batch": 16,
+        "bptt": 32, "adding_length": 20, "adding_hidden": 16, "adding_batch": 16,
         "overlay_chars": 160, "gate_chars": 80, "analysis_chars": 800, "test_sequences": 8,
         "checkpoint_every": 30, "char_steps": 20, "adding_steps": 20,
     }

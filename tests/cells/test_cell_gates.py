@@ -65,7 +65,7 @@ def test_lstm_variants_gates_match_step(variant):
     params = cell.init(jax.random.key(2), 4, 6)
     carry = cell.zero_carry(params, jnp.float32)
     x = jnp.ones(4)
-    (c1, y), (c2, g) = cell.step(params, carry, x), cell.gates(params, carry, x)
+    (_, y), (c2, g) = cell.step(params, carry, x), cell.gates(params, carry, x)
     np.testing.assert_array_equal(np.asarray(y), np.asarray(c2.h))
     assert all(np.all((np.asarray(v) > 0) & (np.asarray(v) < 1)) for v in (g.i, g.f, g.o))
     assert np.all(np.abs(np.asarray(g.g)) < 1)

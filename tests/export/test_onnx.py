@@ -2,7 +2,6 @@
 Skipped, with the install line, when the export extra is absent."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

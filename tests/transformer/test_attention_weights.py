@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from seqjax.nn import BertConfig, BertForMaskedLM, BertModel, GPT2Config, GPTLanguageModel, load_pure_params  # noqa: E402
+from seqjax.nn import BertConfig, BertForMaskedLM, BertModel, GPTLanguageModel, load_pure_params  # noqa: E402
 from seqjax.nn.transformer import TransformerDecoder, TransformerEncoder  # noqa: E402
 from seqjax.transformer import (  # noqa: E402
     TransformerSpec,

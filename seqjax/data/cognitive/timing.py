@@ -31,7 +31,6 @@ from seqjax.data.cognitive.trials import (
     Trials,
     assemble,
     check_common,
-    choose,
     cue_channel,
     duration_range,
     blank_inputs,

@@ -257,7 +257,7 @@ def from_hf_bert(state_dict: Mapping[str, Any], config: Any, architecture: str =
                          "True): its MLM decoder is the word-embedding matrix.")
     state = _strip(state_dict)
     head_state = {k: state.pop(k) for k in list(state) if k.startswith(("cls.", "classifier."))}
-    d, f, n_layers = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    n_layers = c["num_hidden_layers"]
     expected = {k[len("bert."):] if k.startswith("bert.") else k: s
                 for k, s in hf_bert_shapes(config, "BertModel").items()}
     if not pooler or not any(k.startswith("pooler.") for k in state):  # unused, or absent (an MLM checkpoint)
@@ -354,7 +354,7 @@ def to_hf_bert(params: Mapping[str, Any], config: Any, architecture: str = "Bert
     ``architecture``: the inverse of :func:`from_hf_bert`, with the names ``save_pretrained``
     writes (the ``bert.`` prefix for the head models; the MLM decoder, tied to the word
     embeddings, not stored). Looped or stacked layers alike."""
-    c = check_hf_bert_config(config)
+    check_hf_bert_config(config)
     pooler, head, head_prefix = _architecture(architecture)
     if not isinstance(params, Mapping):
         raise ValueError(f"params must be the pure_params() dict of a seqjax {architecture}; got {type(params).__name__}.")

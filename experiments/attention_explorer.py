@@ -1,5 +1,6 @@
 """Write the offline attention explorer (:mod:`seqjax.viz`) for saved attention weights.
 
+    python -m experiments.attention_explorer --run RUN_DIR --text "..." [--out explorer.html]
     python -m experiments.attention_explorer --attention-npz attn.npz [--out explorer.html]
     python -m experiments.attention_explorer --demo [--layers 4 --heads 4] [--out demo.html]
 
@@ -25,9 +26,11 @@ cross-attention set, and a synthetic activation trace (a smoothed random walk th
 gates through a sigmoid). It exists to try the viewer and to test it; pictures of trained
 models come from their own attention.
 
-Attention from a trained model: :func:`attention_for_text` is the interface a model provides
-(``model, tokenizer, text -> {name: AttentionSet}``); wiring it to the pretraining runs is left
-to the code that loads them.
+``--run``: a run directory of ``experiments.pretrain_tiny`` (or its ``pretrained/`` folder),
+loaded with :func:`seqjax.experiment.pretrained.load_pretrained`; ``--text`` is encoded as that
+model was trained (BERT ``[CLS] text [SEP]``, GPT ``[SEP] text``) and its self-attention of every
+layer and head is drawn (GPT's lower-triangular). :func:`attention_for_text` is the interface
+(``model, tokenizer, text -> {name: AttentionSet}``).
 """
 
 from __future__ import annotations
@@ -148,6 +151,26 @@ def attention_for_text(model, tokenizer, text: str,
     return out
 
 
+def sets_from_run(run: str | Path, text: str) -> dict[str, AttentionSet]:
+    """The self-attention of the pretrained model in ``run`` over ``text`` (module docstring)."""
+    from experiments import attention_maps
+    from seqjax.experiment.pretrained import load_pretrained
+
+    loaded = load_pretrained(run)
+    kind = loaded.kind.replace("_mlm", "")
+    max_len = loaded.config.max_position_embeddings if kind == "bert" else loaded.config.n_positions
+
+    def tokenizer(t):
+        ids = attention_maps.encode(kind, loaded.tokenizer, loaded.info, t, max_len)
+        return ids, [attention_maps.token_label(loaded.tokenizer, i) for i in ids]
+
+    def capture(model, ids):
+        weights = attention_maps.attention_of(kind, model, [ids])[0]
+        return {f"{kind} self-attention": (weights, "causal" if kind == "gpt" else "encoder")}
+
+    return attention_for_text(loaded.model, tokenizer, text, capture)
+
+
 def _strings(a) -> list[str]:
     return [str(x) for x in np.asarray(a).tolist()]
 
@@ -248,10 +271,12 @@ def main(argv: list[str] | None = None) -> Path:
         description="Write the self-contained HTML attention explorer (seqjax.viz).",
     )
     src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="a pretrain_tiny run directory (with --text)")
     src.add_argument("--attention-npz", type=Path, help="a .npz of attention weights and tokens")
     src.add_argument("--demo", action="store_true", help="synthetic weights (no model)")
     parser.add_argument("--out", type=Path, default=None,
                         help="the HTML file (default runs/attention_explorer/<UTC time>.html)")
+    parser.add_argument("--text", default=None, help="--run: the text to look at")
     parser.add_argument("--title", default=None, help="page title")
     parser.add_argument("--layers", type=int, default=4, help="--demo: layers")
     parser.add_argument("--heads", type=int, default=4, help="--demo: heads")
@@ -267,7 +292,12 @@ def main(argv: list[str] | None = None) -> Path:
             parser.error(f"--{flag} must be at least 1; got {getattr(args, flag)}.")
     start = time.perf_counter()
     try:
-        if args.demo:
+        if args.run is not None:
+            if not args.text:
+                parser.error("--run needs --text: the text whose attention to draw.")
+            sets, trace = sets_from_run(args.run, args.text), None
+            title = args.title or f"seqjax explorer: {args.run.name}"
+        elif args.demo:
             sets, trace = demo_sets(args.layers, args.heads, args.seed), demo_trace(seed=args.seed)
             title = args.title or "seqjax explorer: synthetic demo"
         else:

@@ -99,3 +99,29 @@ def test_attention_for_text_builds_sets_from_a_capture():
     assert sets["self"].kind == "causal" and sets["self"].tokens == ["a", "b", "c"]
     with pytest.raises(ValueError, match="capture is required"):
         ae.attention_for_text("model", tokenizer, "a b c")
+
+
+def test_run_path_draws_the_models_own_attention(tmp_path):
+    """--run: a saved (untrained) GPT's self-attention, as the model computes it for the text."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from experiments import attention_explorer
+    from seqjax.data import CharTokenizer
+    from seqjax.experiment.pretrained import save_pretrained
+    from seqjax.nn import GPT2Config, GPTLanguageModel
+
+    tokenizer = CharTokenizer.fit("hello world", special_tokens=("[PAD]", "[UNK]", "[CLS]", "[SEP]"))
+    model = GPTLanguageModel(GPT2Config(vocab_size=len(tokenizer), n_positions=16, n_embd=8, n_layer=2, n_head=2),
+                             rngs=nnx.Rngs(0))
+    save_pretrained(tmp_path / "pretrained", model, tokenizer)
+    sets = attention_explorer.sets_from_run(tmp_path / "pretrained", "hello")
+    (name, att), = sets.items()
+    w = np.asarray(att.weights)
+    assert w.shape == (2, 2, 6, 6) and att.kind == "causal"        # [SEP] h e l l o
+    ids = jnp.asarray([[tokenizer.vocab.token_to_id("[SEP]"), *tokenizer.encode("hello").tolist()]])
+    _, direct = model(ids, return_attention=True)
+    np.testing.assert_allclose(w, np.asarray(direct["self"])[:, 0], rtol=1e-6, atol=1e-7)
+    out = attention_explorer.main(["--run", str(tmp_path / "pretrained"), "--text", "hello",
+                                   "--out", str(tmp_path / "x.html")])
+    assert out.stat().st_size > 1000

@@ -78,7 +78,7 @@ from seqjax.data import CharTokenizer, adding_problem, stream_batches
 from seqjax.data.corpora import load_text, split_held_out
 from seqjax.experiment import RunCheckpoints, RunDir, environment, option, parse, progress, run_experiment
 from seqjax.recurrence import rnn
-from seqjax.train import clip_by_global_norm, make_eval_step, make_train_step, warmup_cosine_decay
+from seqjax.train import clip_by_global_norm, make_eval_step, make_train_step, stateful, warmup_cosine_decay
 
 NAME = "recurrent_internals"
 SATURATION_LOW, SATURATION_HIGH = 0.1, 0.9
@@ -214,7 +214,7 @@ def char_setup(config: Config) -> dict[str, Any]:
         raise ValueError("the training text is too short for one window.")
     return {"text": text, "train_text": train_text, "held_text": held_text, "tokenizer": tokenizer, "cell": cell,
             "fresh": fresh, "optimizer": optimizer, "windows": windows,
-            "train": cr.make_stateful_trainer(cell, optimizer)}
+            "train": stateful.make_stateful_trainer(functools.partial(cr.forward, cell), optimizer)}
 
 
 def adding_setup(config: Config, name: str) -> dict[str, Any]:

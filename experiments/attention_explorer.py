@@ -31,6 +31,10 @@ loaded with :func:`seqjax.experiment.pretrained.load_pretrained`; ``--text`` is 
 model was trained (BERT ``[CLS] text [SEP]``, GPT ``[SEP] text``) and its self-attention of every
 layer and head is drawn (GPT's lower-triangular). :func:`attention_for_text` is the interface
 (``model, tokenizer, text -> {name: AttentionSet}``).
+
+Nothing to resume: the command trains nothing and takes seconds (a 12 x 12 x 256 file about 6 s
+to encode on a loaded 2-core CPU); the file is written atomically, so a killed run leaves either
+no page or the whole one, and running it again gives the same file.
 """
 
 from __future__ import annotations

@@ -52,6 +52,11 @@ Run::
 
     python -m experiments.attention_maps --bert-run runs/pretrain_tiny/bert --gpt-run runs/pretrain_tiny/gpt
     python -m experiments.attention_maps --quick
+
+``--resume RUN_DIR`` (from the shared CLI) reruns the measurement with the run's saved config:
+nothing here trains (the models are loaded, or built untrained with ``--quick``), the whole run
+takes seconds (20 s on a loaded 2-core CPU), and every number is a deterministic function of the
+config, so there is no state worth checkpointing.
 """
 
 from __future__ import annotations

@@ -38,6 +38,11 @@ Run::
 
     python -m experiments.neuro_dynamics            # default (seconds)
     python -m experiments.neuro_dynamics --quick
+    python -m experiments.neuro_dynamics --resume RUN_DIR   # reruns with the saved config
+
+No checkpoints: nothing is trained, the run takes seconds (15 s on a loaded 2-core CPU) and is a
+deterministic function of the config (the chapter's seeded draws), so ``--resume`` recomputes it
+to the same ``metrics.json``.
 
 Outputs: ``metrics.json``, ``activity.png`` (max |x_t| of both networks, the corrected network's
 activity), ``eigenvalues.png`` (eigenvalues of both updates and the unit circle),

@@ -54,6 +54,7 @@ from __future__ import annotations
 import dataclasses
 import html as html_lib
 import json
+import os
 import re
 import uuid
 from importlib import resources
@@ -476,10 +477,17 @@ def activation_html(
 
 
 def write_html(path: str | Path, html: str) -> Path:
-    """Write an explorer document to ``path`` (UTF-8; parent folders are created)."""
+    """Write an explorer document to ``path`` (UTF-8; parent folders are created), atomically:
+    the text goes to a temporary file beside it, renamed over ``path`` once complete, so a
+    killed write never leaves a half-written page."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -163,3 +163,24 @@ def test_activation_checks():
         explorer_html()
     with pytest.raises(ValueError, match="no seqjax explorer data"):
         read_explorer_data("<html></html>")
+
+
+def test_write_html_is_atomic(tmp_path, monkeypatch):
+    """A write that fails part-way leaves the previous page whole and no temporary file."""
+    import pathlib
+
+    from seqjax.viz import write_html
+
+    page = tmp_path / "x.html"
+    write_html(page, "<p>old</p>")
+    real = pathlib.Path.write_text
+
+    def broken(self, text, *args, **kwargs):
+        real(self, text[:3], *args, **kwargs)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_html(page, "<p>new</p>")
+    monkeypatch.undo()
+    assert page.read_text() == "<p>old</p>" and [p.name for p in tmp_path.iterdir()] == ["x.html"]

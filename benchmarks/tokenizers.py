@@ -7,7 +7,7 @@ What is timed, on the Lee background corpus that gensim ships (300 documents, ~6
 training a vocabulary of ``vocab_size`` (2000) tokens, and encoding the Lee test corpus (50
 documents) 20 times, for BPE (our :class:`seqjax.data.tokenizers.BPETokenizer` vs HF's
 ``BpeTrainer`` with the same pre-tokenisation, ``Split(\\s*\\S+|\\s+)`` and ``</w>``) and WordPiece
-(:class:`seqjax.text.wordpiece.WordPieceTokenizer` vs HF's ``WordPieceTrainer`` with
+(:class:`seqjax.data.tokenizers.WordPieceTokenizer` vs HF's ``WordPieceTrainer`` with
 ``Lowercase`` + ``BertPreTokenizer``). As :mod:`benchmarks.harness` does, every contender runs
 in a fresh process (``--worker NAME``), in the same order each round, and reports the median of
 its repetitions; the report gives each contender's median over rounds and the seqjax / HF ratio.
@@ -58,7 +58,7 @@ def build(name: str):
     train_docs, test_docs = lee_corpus("background"), lee_corpus("test") * 20
     if name.startswith("seqjax"):
         from seqjax.data.tokenizers import BPETokenizer
-        from seqjax.text.wordpiece import WordPieceTokenizer
+        from seqjax.data.tokenizers import WordPieceTokenizer
 
         def train_bpe():
             return BPETokenizer.train("\n".join(train_docs), vocab_size=VOCAB_SIZE, min_frequency=2)

@@ -86,7 +86,7 @@ from matplotlib.figure import Figure
 
 from seqjax.data import BPETokenizer, load_tokenizer
 from seqjax.data.corpora import lee_corpus, wikipedia_excerpt
-from seqjax.data.tokenizers import _pretokenize as bpe_words  # the tokenizer's own word split
+from seqjax.data.tokenizers.bpe import pretokenize as bpe_words  # the tokenizer's own word split
 from seqjax.experiment import RunCheckpoints, RunDir, environment, option, parse, progress, run_experiment
 from seqjax.experiment.pretrained import load_pretrained, save_pretrained
 from seqjax.nn import BertConfig, BertForMaskedLM, GPT2Config, GPTLanguageModel

@@ -25,7 +25,14 @@ from seqjax.data.synthetic import (
     random_sines,
     sequence_reversal,
 )
-from seqjax.data.tokenizers import BPETokenizer, CharTokenizer, Vocabulary, WordTokenizer, load_tokenizer
+from seqjax.data.tokenizers import (
+    BPETokenizer,
+    CharTokenizer,
+    Vocabulary,
+    WordPieceTokenizer,
+    WordTokenizer,
+    load_tokenizer,
+)
 
 __all__ = [
     "BPETokenizer",
@@ -34,6 +41,7 @@ __all__ = [
     "MissingOptionalDependency",
     "StreamBatches",
     "Vocabulary",
+    "WordPieceTokenizer",
     "WordTokenizer",
     "adding_baseline_mse",
     "adding_problem",

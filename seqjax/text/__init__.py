@@ -1,4 +1,4 @@
-"""Text: preprocessing steps, a pipeline, WordPiece, word embeddings trained in JAX, their evaluation, n-grams.
+"""Text: preprocessing steps, a pipeline, word embeddings trained in JAX, their evaluation, n-grams.
 
 One concept per module; nothing heavy is imported here (snowballstemmer, simplemma, scikit-learn
 and gensim are imported by the functions that need them, with an error naming the extra)::
@@ -10,8 +10,10 @@ and gensim are imported by the functions that need them, with an error naming th
     stemming.py       Porter and Snowball stemmers (snowballstemmer)
     lemmatize.py      lemmatisation (simplemma, offline)
     pipeline.py       Pipeline: named pure steps str -> str / str -> list / list -> list
-    wordpiece.py      WordPiece trained and encoded as Hugging Face tokenizers does
     embeddings/       skip-gram, CBOW, GloVe, FastText, CharNgram in JAX; word vectors and their file format
     evaluation.py     WordSim-353 / SimLex-999 Spearman rho, analogies (3CosAdd, 3CosMul), with coverage
     ngram.py          interpolated Kneser-Ney n-gram language models (the baseline of neural LMs)
+
+The tokenizers with vocabularies (characters, words, BPE, WordPiece) are in
+:mod:`seqjax.data.tokenizers`.
 """

@@ -1,6 +1,6 @@
 """Tokenisers as pure functions: whitespace, rule-based words and punctuation, characters,
 sentences, and subwords (any trained tokenizer of :mod:`seqjax.data.tokenizers` or
-:class:`seqjax.text.wordpiece.WordPieceTokenizer`).
+:class:`seqjax.data.tokenizers.WordPieceTokenizer`).
 
 The word splitter is the package's one rule set, :func:`seqjax.data.tokenizers.split_words`
 (BERT's basic tokenizer: split on whitespace, then every punctuation character is a token of its
@@ -106,7 +106,7 @@ def sentence_split(text: str, *, abbreviations: frozenset[str] = ABBREVIATIONS) 
 
 def subword_tokenizer(tokenizer) -> Callable[[str], list[str]]:
     """The ``str -> list[str]`` step of a trained subword tokenizer (``tokenizer.tokenize``), e.g.
-    a :class:`seqjax.data.tokenizers.BPETokenizer` or :class:`seqjax.text.wordpiece.WordPieceTokenizer`."""
+    a :class:`seqjax.data.tokenizers.BPETokenizer` or :class:`seqjax.data.tokenizers.WordPieceTokenizer`."""
     if not callable(getattr(tokenizer, "tokenize", None)):
         raise ValueError(f"tokenizer must have a tokenize(text) method; got {type(tokenizer).__name__}.")
     return tokenizer.tokenize

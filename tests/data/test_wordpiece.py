@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from seqjax.data.tokenizers import BPETokenizer, _pretokenize, load_tokenizer
-from seqjax.text.wordpiece import WordPieceTokenizer
+from seqjax.data.tokenizers import BPETokenizer, load_tokenizer
+from seqjax.data.tokenizers.bpe import pretokenize
+from seqjax.data.tokenizers import WordPieceTokenizer
 
 hf = pytest.importorskip("tokenizers")
 corpora = pytest.importorskip("seqjax.data.corpora")
@@ -76,7 +77,7 @@ def test_wordpiece_save_load_round_trip(tmp_path):
 
 def naive_bpe_ties(text, steps):
     """Recount every pair at every step (the definition): the steps whose top count is tied."""
-    counts = collections.Counter(_pretokenize(text))
+    counts = collections.Counter(pretokenize(text))
     words = {w: list(w[:-1]) + [w[-1] + "</w>"] for w in counts}
     ties, merges = {}, []
     for step in range(steps):

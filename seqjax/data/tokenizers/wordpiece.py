@@ -49,7 +49,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from seqjax.data.tokenizers import UNK, Vocabulary, _ids, _specials, _texts, _Tokenizer, split_words
+from seqjax.data.tokenizers.base import _ids, _specials, _texts, _Tokenizer
+from seqjax.data.tokenizers.vocabulary import UNK, Vocabulary
+from seqjax.data.tokenizers.words import split_words
 
 __all__ = ["WordPieceTokenizer"]
 
@@ -74,6 +76,11 @@ class WordPieceTokenizer(_Tokenizer):
         self.lowercase = lowercase
         self.max_input_chars_per_word = max_input_chars_per_word
         self._cache: dict[str, list[str]] = {}
+
+    @classmethod
+    def _from_dict(cls, vocab: Vocabulary, data: dict[str, Any]) -> "WordPieceTokenizer":
+        return cls(vocab, prefix=data["prefix"], lowercase=data["lowercase"],
+                   max_input_chars_per_word=data["max_input_chars_per_word"])
 
     def _config(self) -> dict[str, Any]:
         return {"prefix": self.prefix, "lowercase": self.lowercase,

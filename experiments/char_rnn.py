@@ -93,6 +93,7 @@ import numpy as np
 import optax
 from matplotlib.figure import Figure
 
+from seqjax.primitives import count_scalars
 from seqjax.cells import Cell, elman, gru, lstm
 from seqjax.data import CharTokenizer, StreamBatches, stream_batches
 from seqjax.data.corpora import CORPORA, gensim_available, load_text, split_held_out
@@ -510,7 +511,7 @@ def run_lm(config: Config, run_dir: RunDir, ckpt: RunCheckpoints, sweep: dict) -
         "held_out_unknown_chars": held_unknown,
         "vocab_size": len(tokenizer),
         "cell": config.cell,
-        "parameters": int(sum(x.size for x in jax.tree.leaves(params))),
+        "parameters": count_scalars(params),
         "steps": done,
         "epochs": round(done * config.batch_size * config.bptt / len(train_ids), 2),
         "uniform_bpc": math.log2(len(tokenizer)),

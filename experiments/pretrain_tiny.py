@@ -84,6 +84,7 @@ import optax
 from flax import nnx
 from matplotlib.figure import Figure
 
+from seqjax.primitives import count_scalars
 from seqjax.data import BPETokenizer, load_tokenizer
 from seqjax.data.corpora import lee_corpus, wikipedia_excerpt
 from seqjax.data.tokenizers.bpe import pretokenize as bpe_words  # the tokenizer's own word split
@@ -516,7 +517,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     run_dir.save_arrays("curves", train_loss=np.asarray(prog["losses"], np.float32),
                         eval_steps=[r["step"] for r in prog["evals"]], eval_loss=[r["loss"] for r in prog["evals"]])
     run_dir.save_figure(plot_curves(config, prog, base), "loss")
-    n_params = int(sum(x.size for x in jax.tree.leaves(nnx.state(trained, nnx.Param))))
+    n_params = count_scalars(nnx.state(trained, nnx.Param))
     return {
         "model": config.model,
         "parameters": n_params,

@@ -50,6 +50,7 @@ import numpy as np
 import optax
 from matplotlib.figure import Figure
 
+from seqjax.primitives import count_scalars
 from seqjax.cells import lstm
 from seqjax.data import pad_sequences
 from seqjax.data.entity_sentences import TAGS, entity_sentences
@@ -223,10 +224,6 @@ def make_predict(model: str):
     return predict
 
 
-def count_params(params) -> int:
-    return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(params)))
-
-
 def tag_strings(ids: np.ndarray, lengths: np.ndarray) -> list[list[str]]:
     return [[TAGS[int(i)] for i in row[:n]] for row, n in zip(ids, lengths)]
 
@@ -309,7 +306,7 @@ def train_one(index: int, runs: list, corpus: Corpus, config: Config, run_dir: R
         a = corpus.arrays[split]
         ids = np.asarray(predict(params, a["words"], a["shapes"], a["lengths"]))
         predictions[split] = ids
-    sweep["finished"].append({"predictions": predictions, "params": count_params(params),
+    sweep["finished"].append({"predictions": predictions, "params": count_scalars(params),
                               "final_loss": current["losses"][-1],
                               "wall_s": round(wall_before + time.perf_counter() - started, 2)})
     sweep["current"] = None

@@ -50,6 +50,7 @@ import numpy as np
 import optax
 from matplotlib.figure import Figure
 
+from seqjax.primitives import count_scalars
 from seqjax.cells import lstm
 from seqjax.data import WordTokenizer, stream_batches
 from seqjax.data.corpora import CORPORA, load_text, split_held_out
@@ -176,10 +177,6 @@ def step_fn(params: dict):
     return step
 
 
-def count_params(params) -> int:
-    return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(params)))
-
-
 # --- training ---------------------------------------------------------------------------------
 
 
@@ -255,7 +252,7 @@ def train_model(index: int, model: str, data, config: Config, run_dir: RunDir, b
         "train_probe_ppl": perplexity(params, probe_windows),
         "evals": current["evals"],
         "final_train_loss": float(np.mean(current["losses"][-max(1, steps_per_epoch // 4):])),
-        "params": count_params(params),
+        "params": count_scalars(params),
         "steps": total,
         "samples": samples,
         "wall_s": round(wall_before + time.perf_counter() - started, 2),

@@ -1,5 +1,5 @@
 """The small pieces every model is built from, written once: weight initialisation, a dense
-projection, inverted dropout, layer normalisation and key splitting.
+projection, inverted dropout, layer normalisation, key splitting and parameter counting.
 
 Cells, attention, transformer layers and the recurrent encoder-decoders all call these; none
 keeps a private copy. Conventions (row vectors, float32 statistics)::
@@ -9,6 +9,7 @@ keeps a private copy. Conventions (row vectors, float32 statistics)::
     dense(x, w, b)        = x W + b                          x [..., d_in], W [d_in, d_out]
     dropout(x, p, key)    = x * m / (1 - p),  m ~ Bernoulli(1 - p)   (identity without a key)
     layer_norm(params, x) = scale * (x - mean) / sqrt(var + eps) + bias   over the last axis
+    count_scalars(tree)   = sum of the sizes of the tree's array leaves (a parameter count)
 
 Example::
 
@@ -23,6 +24,8 @@ Example::
     True
     >>> split_key(None, 3)
     [None, None, None]
+    >>> count_scalars({"w": jnp.ones((4, 3)), "b": jnp.zeros(3)})
+    15
 """
 
 from __future__ import annotations
@@ -146,3 +149,13 @@ def layer_norm(params: Params, x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
     if params.get("bias") is not None:
         y = y + params["bias"].astype(jnp.float32)
     return y.astype(x.dtype)
+
+
+def count_scalars(tree: Any) -> int:
+    """The number of scalars in a pytree of arrays (for a parameter tree: its parameter count).
+
+    Works on concrete arrays and on shapes alone (``jax.ShapeDtypeStruct`` leaves from
+    :func:`jax.eval_shape`). For an NNX model built on abstract shapes, see
+    :func:`seqjax.nn.params.count_params`.
+    """
+    return sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree.leaves(tree))

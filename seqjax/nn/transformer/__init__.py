@@ -12,8 +12,8 @@
   GPT-2 checkpoints load with :meth:`GPTLanguageModel.from_hf` (the name map is the pure
   :func:`seqjax.interop.huggingface.from_hf_gpt2`).
 * :mod:`~seqjax.nn.transformer.pretrained`: Hugging Face checkpoint directories:
-  ``Cls.from_pretrained(dir)``, ``model.save_pretrained(dir)``, :func:`load_pretrained`
-  (BERT and its heads, GPT-2).
+  ``Cls.from_pretrained(dir)``, ``model.save_pretrained(dir)`` (BERT and its heads, GPT-2);
+  :mod:`~seqjax.nn.transformer.auto`: :func:`load_pretrained`, the class read from ``config.json``.
 * :mod:`~seqjax.nn.transformer.inputs`: the input checks they share.
 * :func:`count_params`: exact parameter counts with :func:`flax.nnx.eval_shape` (nothing allocated).
 
@@ -52,7 +52,8 @@ Example::
 from seqjax.nn.params import count_params
 from seqjax.nn.transformer.bert import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 from seqjax.nn.transformer.bert import BertForNextSentencePrediction, BertForTokenClassification
-from seqjax.nn.transformer.pretrained import HFPretrained, load_pretrained
+from seqjax.nn.transformer.auto import load_pretrained
+from seqjax.nn.transformer.pretrained import HFPretrained
 from seqjax.nn.transformer.encoder_decoder import EncoderDecoder
 from seqjax.nn.transformer.gpt import GPT2Config, GPTLanguageModel
 from seqjax.nn.transformer.stacks import TransformerDecoder, TransformerEncoder

@@ -30,12 +30,13 @@ from flax import nnx
 
 from seqjax import _checks
 from seqjax.nn.params import as_params, values
-from seqjax.nn.transformer.pretrained import HFPretrained
+from seqjax.nn.transformer.pretrained import HFPretrained, load_converted
 from seqjax.nn.transformer.inputs import check_length, key_padding, token_validity
 from seqjax.nn.transformer.stacks import TransformerEncoder
 from seqjax.primitives import dense, dropout, layer_norm, layer_norm_init, split_key
 from seqjax.interop.huggingface.bert import SIZE_FIELDS as HF_SIZE_FIELDS
-from seqjax.interop.huggingface.bert import HIDDEN_ACTIVATIONS, check_hf_bert_config
+from seqjax.interop.huggingface.bert import HIDDEN_ACTIVATIONS, check_hf_bert_config, num_labels
+from seqjax.interop.huggingface import from_hf_bert, to_hf_bert, to_hf_bert_config
 from seqjax.transformer import ACTIVATIONS, init_weights
 from seqjax.transformer.init import zero_bias
 
@@ -116,7 +117,25 @@ def _apply(params: dict, x: jax.Array) -> jax.Array:
     return dense(x, params["w"], params["b"])
 
 
-class BertModel(HFPretrained, nnx.Module):
+class _BertPretrained(HFPretrained):
+    """The Hugging Face conversions shared by the BERT classes (:mod:`seqjax.nn.transformer.pretrained`)."""
+
+    @classmethod
+    def from_hf(cls, state_dict: Any, hf_config: Any, *, scan_layers: bool = False, rngs: nnx.Rngs | None = None):
+        config = BertConfig.from_hf(hf_config, scan_layers=scan_layers)
+        rngs = nnx.Rngs(0) if rngs is None else rngs
+        labelled = cls.hf_architecture in ("BertForSequenceClassification", "BertForTokenClassification")
+        model = cls(config, num_labels(hf_config), rngs=rngs) if labelled else cls(config, rngs=rngs)
+        return load_converted(model, from_hf_bert(state_dict, hf_config, cls.hf_architecture, scan_layers=scan_layers))
+
+    def hf_config(self) -> dict:
+        return to_hf_bert_config(self.config, self.hf_architecture, labels=getattr(self, "num_labels", None))
+
+    def hf_state_dict(self) -> dict:
+        return to_hf_bert(self.pure_params(), self.hf_config(), self.hf_architecture)
+
+
+class BertModel(_BertPretrained, nnx.Module):
     """BERT encoder: token + segment + learned position embeddings, LayerNorm, dropout, a post-LN
     GELU encoder stack and the pooler ``tanh(W h_[CLS] + b)``::
 
@@ -215,7 +234,7 @@ class BertModel(HFPretrained, nnx.Module):
         return (h, pooled) if attention is None else (h, pooled, attention)
 
 
-class BertForMaskedLM(HFPretrained, nnx.Module):
+class BertForMaskedLM(_BertPretrained, nnx.Module):
     """BERT with the MLM head: ``logits = LN(gelu(h W_t + b_t)) E_tok^T + b_out`` (decoder tied to
     the token embedding, plus an output bias ``[V]``); no pooler. Train with
     :func:`seqjax.transformer.mlm_masking` and :func:`seqjax.transformer.mlm_loss`."""
@@ -247,7 +266,7 @@ class BertForMaskedLM(HFPretrained, nnx.Module):
         return (logits, *attention) if return_attention else logits
 
 
-class BertForSequenceClassification(HFPretrained, nnx.Module):
+class BertForSequenceClassification(_BertPretrained, nnx.Module):
     """BERT with a [CLS] classification head: ``logits = Dropout(pooled) W_c + b_c``, where
     ``pooled = tanh(W_pool h_[CLS] + b_pool)`` (HF ``BertForSequenceClassification``)."""
 
@@ -272,7 +291,7 @@ class BertForSequenceClassification(HFPretrained, nnx.Module):
         return _apply(values(self.classifier), pooled)
 
 
-class BertForTokenClassification(HFPretrained, nnx.Module):
+class BertForTokenClassification(_BertPretrained, nnx.Module):
     """BERT with a per-token classification head (tagging: NER, POS):
     ``logits[:, i] = Dropout(h_i) W_c + b_c`` on every position's last hidden state ``h_i``; no
     pooler (HF ``BertForTokenClassification``). Padded positions get logits too: mask them in the
@@ -300,7 +319,7 @@ class BertForTokenClassification(HFPretrained, nnx.Module):
         return _apply(values(self.classifier), h)
 
 
-class BertForNextSentencePrediction(HFPretrained, nnx.Module):
+class BertForNextSentencePrediction(_BertPretrained, nnx.Module):
     """BERT with the next-sentence-prediction head of its pretraining (Devlin et al. 2019,
     section 3.1): ``logits = pooled W_nsp + b_nsp`` ``[b, 2]``, class 0 = segment B follows
     segment A, class 1 = B is a random sentence (HF ``BertForNextSentencePrediction``; no dropout

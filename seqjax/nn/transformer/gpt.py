@@ -34,7 +34,7 @@ from flax import nnx
 
 from seqjax import _checks
 from seqjax.decoding import BeamSearchResult, Generation
-from seqjax.interop.huggingface import ACTIVATIONS, check_hf_gpt2_config, from_hf_gpt2
+from seqjax.interop.huggingface import ACTIVATIONS, check_hf_gpt2_config, from_hf_gpt2, to_hf_gpt2, to_hf_gpt2_config
 from seqjax.nn.params import load_pure_params
 from seqjax.nn.transformer.inputs import check_decoding_cache, check_length
 from seqjax.nn.transformer.generation import METHODS, run_decoding
@@ -194,6 +194,11 @@ def gpt_step(spec: TransformerSpec, params: dict, cache: dict, tokens: jax.Array
     return cache, logits[:, 0]
 
 
+GPT2_ARCHITECTURES = ("GPT2LMHeadModel", "GPT2Model")
+"""Hugging Face GPT-2 classes :class:`GPTLanguageModel` loads (a ``GPT2Model`` checkpoint: the
+tied head needs no extra weights)."""
+
+
 class GPTLanguageModel(HFPretrained, nnx.Module):
     """GPT-style decoder-only language model (GPT-2)::
 
@@ -245,6 +250,12 @@ class GPTLanguageModel(HFPretrained, nnx.Module):
             relative_buckets=c.relative_buckets, relative_max_distance=c.relative_max_distance,
         )
         self.lm_head = nnx.Param(head[0]) if head else None
+
+    def hf_config(self) -> dict:
+        return to_hf_gpt2_config(self.config)
+
+    def hf_state_dict(self) -> dict:
+        return to_hf_gpt2(self.pure_params(), self.config)
 
     @classmethod
     def from_hf(

@@ -16,7 +16,8 @@ Every model class with a Hugging Face counterpart of the same name (:class:`Bert
 * ``model.save_pretrained(dir)``: both written as ``model.safetensors`` + ``config.json``, which
   ``transformers``' ``from_pretrained(dir)`` of the class of the same name loads.
 
-:func:`load_pretrained` picks the class from ``config.json``'s ``architectures``. Weights that the
+:func:`seqjax.nn.transformer.auto.load_pretrained` picks the class from ``config.json``'s
+``architectures``. Weights that the
 checkpoint lacks but the class has (the classifier of a ``BertModel`` checkpoint loaded for
 fine-tuning, the pooler of an MLM checkpoint) keep their initial values, with a warning naming
 them, as in ``transformers``; weights of heads the class lacks (the MLM head of a
@@ -46,23 +47,8 @@ from typing import Any, Mapping
 
 from flax import nnx
 
-from seqjax.interop.huggingface import (
-    BERT_ARCHITECTURES,
-    from_hf_bert,
-    read_hf_checkpoint,
-    read_hf_config,
-    to_hf_bert,
-    to_hf_bert_config,
-    to_hf_gpt2,
-    to_hf_gpt2_config,
-    write_hf_checkpoint,
-)
-from seqjax.interop.huggingface.bert import num_labels
+from seqjax.interop.huggingface import read_hf_checkpoint, write_hf_checkpoint
 from seqjax.nn.params import load_pure_params
-
-GPT2_ARCHITECTURES = ("GPT2LMHeadModel", "GPT2Model")
-"""Hugging Face GPT-2 classes :class:`GPTLanguageModel` loads (a ``GPT2Model`` checkpoint: the
-tied head needs no extra weights)."""
 
 
 def _merge(base: Any, new: Any) -> Any:
@@ -88,7 +74,12 @@ def _missing(base: Any, new: Any, path: str = "") -> list[str]:
 
 class HFPretrained:
     """Loading and saving Hugging Face checkpoints for a model class whose ``hf_architecture``
-    names its Hugging Face counterpart (module docstring)."""
+    names its Hugging Face counterpart (module docstring).
+
+    A model family defines the three conversions (``from_hf``, ``hf_config``, ``hf_state_dict``;
+    BERT's in :mod:`seqjax.nn.transformer.bert`, GPT-2's in :mod:`seqjax.nn.transformer.gpt`);
+    the directory reading and writing is here, once.
+    """
 
     hf_architecture: str = ""
 
@@ -110,36 +101,16 @@ class HFPretrained:
     def from_hf(cls, state_dict: Any, hf_config: Any, *, scan_layers: bool = False, rngs: nnx.Rngs | None = None):
         """The model with the weights of a Hugging Face state dict (``{name: numpy array}``) and
         config (the object, its ``to_dict()`` or a parsed ``config.json``)."""
-        arch = cls.hf_architecture
-        if arch not in BERT_ARCHITECTURES:  # pragma: no cover - GPTLanguageModel defines its own
-            raise ValueError(f"{cls.__name__} has no Hugging Face BERT counterpart.")
-        from seqjax.nn.transformer.bert import BertConfig
-
-        config = BertConfig.from_hf(hf_config, scan_layers=scan_layers)
-        rngs = nnx.Rngs(0) if rngs is None else rngs
-        labelled = arch in ("BertForSequenceClassification", "BertForTokenClassification")
-        model = cls(config, num_labels(hf_config), rngs=rngs) if labelled else cls(config, rngs=rngs)
-        converted = from_hf_bert(state_dict, hf_config, arch, scan_layers=scan_layers)
-        initial = model.pure_params()
-        missing = _missing(initial, converted)
-        if missing:
-            warnings.warn(f"the checkpoint has no weights for {missing} of {cls.__name__}: they keep their initial "
-                          "values (train them before use).", stacklevel=3)
-        load_pure_params(model, _merge(initial, converted))
-        return model
+        raise NotImplementedError(f"{cls.__name__} defines no conversion from Hugging Face weights.")
 
     def hf_config(self) -> dict:
         """The ``config.json`` fields of the Hugging Face counterpart of this model."""
-        if self.hf_architecture in GPT2_ARCHITECTURES:
-            return to_hf_gpt2_config(self.config)
-        return to_hf_bert_config(self.config, self.hf_architecture, labels=getattr(self, "num_labels", None))
+        raise NotImplementedError(f"{type(self).__name__} defines no Hugging Face config.")
 
     def hf_state_dict(self) -> dict:
         """The weights under Hugging Face's names, as numpy float32 arrays (what
         ``save_pretrained`` writes)."""
-        if self.hf_architecture in GPT2_ARCHITECTURES:
-            return to_hf_gpt2(self.pure_params(), self.config)
-        return to_hf_bert(self.pure_params(), self.hf_config(), self.hf_architecture)
+        raise NotImplementedError(f"{type(self).__name__} defines no Hugging Face state dict.")
 
     def save_pretrained(self, path: Any) -> None:
         """Write ``model.safetensors`` and ``config.json`` into the directory ``path``: a
@@ -148,22 +119,14 @@ class HFPretrained:
         write_hf_checkpoint(path, self.hf_state_dict(), self.hf_config())
 
 
-def load_pretrained(path: Any, *, scan_layers: bool = False, rngs: nnx.Rngs | None = None) -> nnx.Module:
-    """The seqjax model for the Hugging Face checkpoint directory ``path``, its class chosen by
-    the first of ``config.json``'s ``architectures`` (``BertForPreTraining``, the class of the
-    original BERT checkpoints, loads as :class:`BertForMaskedLM`, the NSP head skipped; ``GPT2Model``
-    and ``GPT2LMHeadModel`` as :class:`GPTLanguageModel`)."""
-    from seqjax.nn.transformer import bert, gpt
-
-    classes = {name: getattr(bert, name) for name in BERT_ARCHITECTURES}
-    classes |= {"BertForPreTraining": bert.BertForMaskedLM} | {name: gpt.GPTLanguageModel for name in GPT2_ARCHITECTURES}
-    config = read_hf_config(path)
-    architectures = config.get("architectures") or []
-    if not architectures:
-        fallback = {"bert": "BertModel", "gpt2": "GPT2LMHeadModel"}.get(config.get("model_type"))
-        architectures = [fallback] if fallback else []
-    if not architectures or architectures[0] not in classes:
-        raise ValueError(f"config.json's architectures must name one of {sorted(classes)}; got "
-                         f"{config.get('architectures')!r} (model_type {config.get('model_type')!r}). Load it with the "
-                         "seqjax class that matches instead (e.g. BertModel.from_pretrained(path)).")
-    return classes[architectures[0]].from_pretrained(path, scan_layers=scan_layers, rngs=rngs)
+def load_converted(model: nnx.Module, converted: Any) -> nnx.Module:
+    """Put the converted checkpoint weights ``converted`` (a pure-parameter tree, possibly
+    partial) into ``model``; the weights the checkpoint lacks keep their initial values, with a
+    warning naming them (as ``transformers`` does)."""
+    initial = model.pure_params()
+    missing = _missing(initial, converted)
+    if missing:
+        warnings.warn(f"the checkpoint has no weights for {missing} of {type(model).__name__}: they keep their "
+                      "initial values (train them before use).", stacklevel=4)
+    load_pure_params(model, _merge(initial, converted))
+    return model

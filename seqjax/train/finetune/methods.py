@@ -38,9 +38,9 @@ import dataclasses
 from typing import Any, Callable
 
 import jax
-import numpy as np
 import optax
 
+from seqjax.primitives import count_scalars
 from seqjax.train.finetune.adapters import adapter_trainable_mask
 from seqjax.train.finetune.freezing import bitfit_mask, count_trainable, freeze, trainable_mask
 from seqjax.train.finetune.lora import init_lora, merge_lora
@@ -63,10 +63,6 @@ class FineTuning:
     num_trainable: int
 
 
-def _size(tree: Any) -> int:
-    return sum(int(np.prod(np.shape(x))) for x in jax.tree.leaves(tree))
-
-
 def prepare(
     method: str, params: Any, optimizer: optax.GradientTransformation, *, head: Any = "classifier/*",
     key: jax.Array | None = None, lora_targets: Any = ("*/self_attn/w_q", "*/self_attn/w_v"), r: int = 8,
@@ -78,7 +74,7 @@ def prepare(
     same = lambda loss_fn: loss_fn
     ident = lambda p: p
     if method == "full":
-        return FineTuning(method, params, optimizer, same, ident, _size(params))
+        return FineTuning(method, params, optimizer, same, ident, count_scalars(params))
     if method == "lora":
         if key is None:
             raise ValueError("method 'lora' needs key= (draws the A factors).")

@@ -172,7 +172,13 @@ def _build_torch(p: dict) -> timing.Step:
     import torch
 
     torch.manual_seed(0)
-    layer = torch.nn.LSTM(p["inputs"], p["hidden"], batch_first=True)
+    return _torch_step(torch.nn.LSTM(p["inputs"], p["hidden"], batch_first=True), p)
+
+
+def _torch_step(layer, p: dict) -> timing.Step:
+    """The timed PyTorch step of ``layer`` (an ``nn.LSTM`` or ``nn.GRU``) on fresh inputs."""
+    import torch
+
     xs = torch.randn(p["batch"], p["length"], p["inputs"], requires_grad=True)
 
     def step():
@@ -205,16 +211,7 @@ def _build_torch_stacked(p: dict) -> timing.Step:
     module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[p["cell"]]
     layer = module(p["inputs"], p["hidden"], num_layers=p["layers"], bidirectional=p["bidirectional"],
                    batch_first=True)
-    xs = torch.randn(p["batch"], p["length"], p["inputs"], requires_grad=True)
-
-    def step():
-        layer.zero_grad(set_to_none=True)
-        xs.grad = None
-        ys, _ = layer(xs)
-        ys.square().mean().backward()
-        return [q.grad for q in layer.parameters()] + [xs.grad]
-
-    return timing.torch_step(step)
+    return _torch_step(layer, p)
 
 
 def build(contender: str, params: dict) -> timing.Step:

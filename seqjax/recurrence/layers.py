@@ -141,12 +141,14 @@ def stacked(
       (``"layered"`` where it names none), and ``"layered"`` wherever the wavefront cannot run.
       On CPU it is ``"layered"``: on the 2-core development machine (under heavy load from
       other jobs, load average 7-15, so only large differences count), forward+backward at
-      B32 T128 I64 H256 gave wavefront/layered minimum-time ratios of 1.58 (2-layer
-      bidirectional LSTM: the ``vmap`` of the fused LSTM was slower), 0.88 (bidirectional GRU),
-      0.73 and 0.96 (2- and 3-layer LSTM), 1.11 (2-layer GRU): no reliable gain, since each
-      step's products are large enough to keep both cores busy. On GPU and TPU, where a step's
-      small products leave the device idle and the wavefront cuts the sequential steps from
-      ``L T`` to ``T + L - 1`` (cuDNN's reason), it is ``"wavefront"``: not measured here.
+      B32 T128 I64 H256 gave wavefront/layered ratios of the minimum of 7 alternating calls of
+      1.58 and 0.89 in two runs (2-layer bidirectional LSTM), 0.88 (bidirectional GRU), 0.73 and
+      0.96 (2- and 3-layer LSTM), 1.11 (2-layer GRU): no reliable gain (a step's products keep
+      both cores busy; only the loop overhead, microseconds per step, is saved), while the
+      wavefront's forward+backward compiled 2-3x slower (4.8-7.8 s against 2.0-3.9 s, any T). Other backends (GPU, TPU),
+      where small per-step products leave the device idle and cutting the sequential steps
+      from ``L T`` to ``T + L - 1`` is cuDNN's reason for the wavefront, have not been measured,
+      so they too get ``"layered"`` until an entry in :data:`AUTO_SCHEDULE` says otherwise.
     """
     _checks.probability("dropout_rate", dropout_rate)
     _checks.choice("schedule", schedule, SCHEDULES)
@@ -197,8 +199,8 @@ def stacked(
 # --- choosing the schedule ----------------------------------------------------------------------
 
 # What ``schedule="auto"`` means per backend (``jax.default_backend()``); see :func:`stacked`.
-AUTO_SCHEDULE = {"cpu": "layered", "gpu": "wavefront", "cuda": "wavefront", "rocm": "wavefront",
-                 "tpu": "wavefront"}
+# Only measured choices go here; a backend without an entry gets "layered".
+AUTO_SCHEDULE = {"cpu": "layered"}
 
 
 def _auto() -> bool:

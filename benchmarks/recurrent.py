@@ -1,9 +1,19 @@
-"""Forward+backward time of one LSTM layer: seqjax vs Flax NNX vs PyTorch ``nn.LSTM``.
+"""Forward+backward time of one LSTM layer (seqjax vs Flax NNX vs PyTorch ``nn.LSTM``), and of
+2-layer and 2-layer bidirectional LSTM and GRU stacks (seqjax's schedules vs PyTorch).
 
     python -m benchmarks.recurrent                      # both configs, 3 alternating rounds
     python -m benchmarks.recurrent --rounds 5 --out runs/benchmarks/recurrent.json
     python -m benchmarks.recurrent --configs 0 --contenders seqjax torch
     python -m benchmarks.recurrent --quick              # tiny sizes, 2 rounds (used by the tests)
+    python -m benchmarks.recurrent --suite stacked      # the 8 stack configs (--configs to pick)
+    python -m benchmarks.recurrent --suite stacked --quick
+
+Suite ``stacked``: ``seqjax.recurrence.stacked(cell, layers, xs, schedule=...)`` against
+``torch.nn.LSTM`` / ``torch.nn.GRU(d, h, num_layers=2, bidirectional=..., batch_first=True)``,
+same loss and gradients (all layers' parameters and ``xs``). Contenders: ``seqjax`` (the default
+``schedule="auto"``), ``seqjax_layered`` (one loop per layer and direction, the reference path),
+``seqjax_wavefront`` (a unidirectional stack as one wavefront scan, each bidirectional layer's
+two directions in one scan: :mod:`seqjax.recurrence.wavefront`), ``torch``.
 
 What one timed call computes, per contender: the gradient of the scalar loss ``mean(ys ** 2)``
 with respect to the layer's parameters *and* its input ``xs`` ``[b, t, d]`` (float32, zero
@@ -70,6 +80,48 @@ def config(batch: int, length: int, inputs: int, hidden: int) -> harness.Config:
 CONFIGS = (config(32, 128, 64, 256), config(64, 512, 512, 512))
 QUICK_CONFIGS = (config(2, 5, 3, 4),)
 
+STACKED_CONTENDERS = (
+    harness.Contender("seqjax", "seqjax `auto`", "jax",
+                      "`seqjax.recurrence.stacked(cell, layers, xs)`, default `schedule=\"auto\"`, `jax.jit`"),
+    harness.Contender("seqjax_layered", "seqjax `layered`", "jax",
+                      "`stacked(..., schedule=\"layered\")`: one loop per layer and direction, `jax.jit`"),
+    harness.Contender("seqjax_wavefront", "seqjax `wavefront`", "jax",
+                      "`stacked(..., schedule=\"wavefront\")`: one diagonal scan per unidirectional stack, "
+                      "both directions in one scan per bidirectional layer, `jax.jit`"),
+    harness.Contender("torch", "PyTorch", "torch",
+                      "`torch.nn.LSTM` / `nn.GRU(d, h, num_layers=2, bidirectional=..., batch_first=True)`, "
+                      "eager, default threads"),
+)
+
+STACKED_BENCHMARK = harness.Benchmark(
+    name="recurrent",
+    module="benchmarks.recurrent",
+    what="Forward+backward of a 2-layer (optionally bidirectional) LSTM or GRU stack: the gradient of "
+    "`mean(ys ** 2)` with respect to every layer's parameters and the inputs `xs` `[b, t, d]`, "
+    "float32, zero initial state.",
+    subject="seqjax",
+    contenders=STACKED_CONTENDERS,
+)
+
+
+def stacked_config(cell: str, bidirectional: bool, batch: int, length: int, inputs: int, hidden: int,
+                   layers: int = 2) -> harness.Config:
+    kind = f"{cell.upper()} {layers}-layer{' bidir' if bidirectional else ''}"
+    return harness.Config(f"{kind} B{batch} T{length} I{inputs} H{hidden}",
+                          {"batch": batch, "length": length, "inputs": inputs, "hidden": hidden,
+                           "cell": cell, "layers": layers, "bidirectional": bidirectional})
+
+
+STACKED_CONFIGS = tuple(
+    stacked_config(cell, bidir, *size)
+    for size in ((32, 128, 64, 256), (64, 512, 512, 512))
+    for cell in ("lstm", "gru")
+    for bidir in (True, False)
+)
+STACKED_QUICK_CONFIGS = (stacked_config("lstm", True, 2, 5, 3, 4), stacked_config("gru", False, 2, 5, 3, 4))
+SUITES = {"single": (BENCHMARK, CONFIGS, QUICK_CONFIGS),
+          "stacked": (STACKED_BENCHMARK, STACKED_CONFIGS, STACKED_QUICK_CONFIGS)}
+
 
 # --- builders: each runs in its contender's own process --------------------------------------
 
@@ -120,7 +172,13 @@ def _build_torch(p: dict) -> timing.Step:
     import torch
 
     torch.manual_seed(0)
-    layer = torch.nn.LSTM(p["inputs"], p["hidden"], batch_first=True)
+    return _torch_step(torch.nn.LSTM(p["inputs"], p["hidden"], batch_first=True), p)
+
+
+def _torch_step(layer, p: dict) -> timing.Step:
+    """The timed PyTorch step of ``layer`` (an ``nn.LSTM`` or ``nn.GRU``) on fresh inputs."""
+    import torch
+
     xs = torch.randn(p["batch"], p["length"], p["inputs"], requires_grad=True)
 
     def step():
@@ -133,8 +191,39 @@ def _build_torch(p: dict) -> timing.Step:
     return timing.torch_step(step)
 
 
+def _build_seqjax_stacked(p: dict, schedule: str) -> timing.Step:
+    import jax
+
+    from seqjax.cells import gru, lstm
+    from seqjax.recurrence import stacked, stacked_init
+
+    cell = {"lstm": lstm, "gru": gru}[p["cell"]]()
+    layers = jax.jit(lambda key: stacked_init(cell, key, p["inputs"], p["hidden"], p["layers"],
+                                              bidirectional=p["bidirectional"]))(jax.random.key(0))
+    grad = jax.grad(lambda layers, xs: _loss(stacked(cell, layers, xs, schedule=schedule)), argnums=(0, 1))
+    return timing.jax_step(grad, layers, _inputs(p))
+
+
+def _build_torch_stacked(p: dict) -> timing.Step:
+    import torch
+
+    torch.manual_seed(0)
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[p["cell"]]
+    layer = module(p["inputs"], p["hidden"], num_layers=p["layers"], bidirectional=p["bidirectional"],
+                   batch_first=True)
+    return _torch_step(layer, p)
+
+
 def build(contender: str, params: dict) -> timing.Step:
-    """The prepared forward+backward step of ``contender`` on the config ``params``."""
+    """The prepared forward+backward step of ``contender`` on the config ``params`` (a stack
+    config, with ``"layers"``, selects the stacked suite's contenders)."""
+    if "layers" in params:
+        if contender == "torch":
+            return _build_torch_stacked(params)
+        schedules = {"seqjax": "auto", "seqjax_layered": "layered", "seqjax_wavefront": "wavefront"}
+        if contender in schedules:
+            return _build_seqjax_stacked(params, schedules[contender])
+        raise ValueError(f"contender must be one of {[c.name for c in STACKED_CONTENDERS]}; got {contender!r}.")
     if contender == "seqjax":
         return _build_seqjax(params, fused=True)
     if contender == "seqjax_scan":
@@ -152,15 +241,23 @@ def build(contender: str, params: dict) -> timing.Step:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = harness.parser(BENCHMARK, __doc__)
-    p.add_argument("--configs", type=int, nargs="+", choices=range(len(CONFIGS)), default=None,
-                   help="indices of the configs to run: " + ", ".join(f"{i} = {c.name}" for i, c in enumerate(CONFIGS)))
+    pre = __import__("argparse").ArgumentParser(add_help=False)
+    pre.add_argument("--suite", choices=tuple(SUITES), default="single")
+    suite = pre.parse_known_args(argv)[0].suite
+    benchmark, all_configs, quick_configs = SUITES[suite]
+    p = harness.parser(benchmark, __doc__)
+    p.add_argument("--suite", choices=tuple(SUITES), default="single",
+                   help="single: one LSTM layer (default); stacked: 2-layer and 2-layer bidirectional "
+                   "LSTM and GRU stacks, seqjax's schedules against PyTorch")
+    p.add_argument("--configs", type=int, nargs="+", choices=range(len(all_configs)), default=None,
+                   help="indices of the configs of the suite to run: "
+                   + ", ".join(f"{i} = {c.name}" for i, c in enumerate(all_configs)))
     args = p.parse_args(argv)
     if args.quick:
-        configs = QUICK_CONFIGS
+        configs = quick_configs
     else:
-        configs = CONFIGS if args.configs is None else tuple(CONFIGS[i] for i in args.configs)
-    return harness.execute(BENCHMARK, configs, args, p)
+        configs = all_configs if args.configs is None else tuple(all_configs[i] for i in args.configs)
+    return harness.execute(benchmark, configs, args, p, extra={"suite": suite})
 
 
 if __name__ == "__main__":

@@ -155,7 +155,8 @@ def dense_attention(
     Layout inside: the ``g = h / h_kv`` query heads that share a kv head are stacked as rows,
     ``[b, h_kv, g t, s]`` blocks, so no axis of size 1 (which made XLA copy the score matrix to
     another layout) and no copy or transpose of an ``N x N`` matrix: only the ``[N, d]`` operands
-    are transposed. The softmax (max, exp, sum, scale) is one fusion. Rows with no allowed key
+    are transposed. Without a mask the softmax (scale, max, exp, sum, normalise) is one fusion
+with the ``Q K^T`` product (XLA CPU, jax 0.10); a mask or ``causal`` adds a select pass. Rows with no allowed key
     give zeros and zero gradients; masked logits take the most negative finite float32.
 
     Reverse-mode only (``jax.grad``, ``jax.vjp``; a custom VJP has no forward mode): use

@@ -110,9 +110,12 @@ def _attention(query, key, value, mask, bias, dropout_key, scale, *, dropout_rat
     b, t, h, d = query.shape
     s, h_kv = key.shape[1], key.shape[2]
     groups = h // h_kv
-    # Group the query heads by the kv head they read: no repeated copy of the keys and values.
-    q = query.reshape(b, t, h_kv, groups, d)
-    logits = jnp.einsum("btkgd,bskd->bkgts", q, key, preferred_element_type=jnp.float32)
+    # Group the query heads by the kv head they read (no repeated copy of the keys and values),
+    # stacked as rows: [b, h_kv, g t, .] blocks have no axis of size 1, which made XLA copy the
+    # logits to another layout; [b, h_kv, g t, s] -> [b, h, t, s] is a free reshape.
+    q = query.reshape(b, t, h_kv, groups, d).transpose(0, 2, 3, 1, 4).reshape(b, h_kv, groups * t, d)
+    k_heads = jnp.swapaxes(key, 1, 2)  # [b, h_kv, s, d]
+    logits = jnp.einsum("bkrd,bksd->bkrs", q, k_heads, preferred_element_type=jnp.float32)
     logits = logits.reshape(b, h, t, s) * scale
     if bias is not None:
         logits = logits + bias.astype(jnp.float32)
@@ -122,8 +125,9 @@ def _attention(query, key, value, mask, bias, dropout_key, scale, *, dropout_rat
     if dropout_rate > 0.0:
         keep = jax.random.bernoulli(dropout_key, 1.0 - dropout_rate, probs.shape)
         probs = jnp.where(keep, probs / (1.0 - dropout_rate), 0.0)
-    probs = probs.astype(value.dtype).reshape(b, h_kv, groups, t, s)
-    out = jnp.einsum("bkgts,bskv->btkgv", probs, value).reshape(b, t, h, value.shape[-1])
+    probs = probs.astype(value.dtype).reshape(b, h_kv, groups * t, s)
+    out = jnp.einsum("bkrs,bksv->bkrv", probs, jnp.swapaxes(value, 1, 2))
+    out = out.reshape(b, h_kv, groups, t, -1).transpose(0, 3, 1, 2, 4).reshape(b, t, h, value.shape[-1])
     return out, weights.astype(value.dtype)
 
 

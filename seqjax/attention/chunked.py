@@ -77,7 +77,7 @@ IMPLEMENTATIONS = ("auto", "chunked", "dense", "xla", "cudnn")
 #: The CPU part of ``implementation="auto"`` (see :func:`auto_implementation`): the dense route
 #: while one head's score matrix has at most ``CPU_DENSE_MAX_SCORES`` entries (``t * s``) and
 #: the float32 weights of all heads (``4 b h t s`` bytes) at most ``CPU_DENSE_MAX_BYTES``.
-CPU_DENSE_MAX_SCORES = 512 * 512
+CPU_DENSE_MAX_SCORES = 2**17  # 256 x 512; N = 362 square
 CPU_DENSE_MAX_BYTES = 2**25
 #: Accelerators (not measured): the ``"xla"`` route while the float32 score matrix fits this.
 ACCELERATOR_DENSE_MAX_BYTES = 2**30
@@ -170,7 +170,7 @@ def memory_efficient_attention(
     - ``"cudnn"``: :func:`jax.nn.dot_product_attention` with ``implementation="cudnn"`` (GPU,
       float16/bfloat16; cuDNN's fused flash kernel, linear memory). Raises where unavailable.
     - ``"auto"`` (default): the rule of :func:`auto_implementation`, in short: on CPU
-      ``"dense"`` while ``t s <= 512^2`` and the weights take at most 32 MiB, ``"chunked"``
+      ``"dense"`` while ``t s <= 2^17`` (N = 362 square) and the weights take at most 32 MiB, ``"chunked"``
       above; on GPU ``"cudnn"`` for half precision, else ``"xla"`` while the score matrix fits
       1 GiB, ``"chunked"`` above.
 
@@ -528,12 +528,15 @@ def auto_implementation(
     The rule, with ``P = 4 b h t s`` the bytes of the float32 weights:
 
     * CPU: ``"dense"`` (:func:`seqjax.attention.dot_product.dense_attention`) while
-      ``t s <= CPU_DENSE_MAX_SCORES = 512^2`` and ``P <= CPU_DENSE_MAX_BYTES = 32 MiB``;
-      ``"chunked"`` above. Measured with ``python -m benchmarks.attention`` (forward + backward,
-      b2 h8 d64, float32, 2 cores, on a loaded machine, so a hint: see
-      ``benchmarks/results/attention.md``): dense / chunked 0.78 at N = 128, 0.85 at 256, about
-      1.0 at 512 (within the noise), 2.5 at 1024 (its weights, 64 MiB, leave the cache; the
-      chunked form visits 2^20-score blocks).
+      ``t s <= CPU_DENSE_MAX_SCORES = 2^17`` (256 x 512, or N = 362 square) and
+      ``P <= CPU_DENSE_MAX_BYTES = 32 MiB``; ``"chunked"`` above. Measured (forward + backward,
+      b2 h8 d64, float32, 2 cores, 2026-12-01, the two forms alternated in one process, fastest
+      call; on a machine loaded by other jobs, so a hint to re-measure with
+      ``python -m benchmarks.attention --subject auto``): dense / chunked time 0.73 at N = 128,
+      0.74 at 256, 0.92 at 384, 1.38 at 512, 2.5 at 768 (the dense weights, 16 MiB at 512,
+      leave the cache; the chunked form works in blocks of about 2^20 scores). An earlier run
+      on a less loaded machine gave 0.78, 0.85 and 0.90 at 128, 256 and 512: the crossover is
+      near N = 400-500, and the rule takes the safe side.
     * GPU with bfloat16/float16: ``"cudnn"`` (``memory_efficient_attention`` falls back to the
       next rule if cuDNN refuses the call).
     * GPU/TPU otherwise: ``"xla"`` while ``P <= ACCELERATOR_DENSE_MAX_BYTES = 1 GiB``,

@@ -210,7 +210,7 @@ _NEG = float(jnp.finfo(jnp.float32).min)
 def _dense(query, key, value, mask, scale, causal):
     """Validated ``[b, t, h, d]`` inputs to ``[b, t, h, d_v]``: to the row-stacked layout, kernel, back."""
     b, t, h, d = query.shape
-    s, h_kv = key.shape[1], key.shape[2]
+    h_kv = key.shape[2]
     g = h // h_kv
     q = query.reshape(b, t, h_kv, g, d).transpose(0, 2, 3, 1, 4).reshape(b, h_kv, g * t, d)
     k, v = jnp.swapaxes(key, 1, 2), jnp.swapaxes(value, 1, 2)  # [b, h_kv, s, d]
@@ -270,7 +270,7 @@ def _dense_kernel_fwd(q, k, v, mask, scale, causal, t):
 
 
 def _dense_kernel_bwd(causal, t, residuals, dout):
-    q, k, v, mask, scale, out, p = residuals
+    q, k, v, _, scale, out, p = residuals
     f32 = jnp.float32
     dout = dout.astype(v.dtype)
     delta = jnp.sum(dout.astype(f32) * out.astype(f32), axis=-1, keepdims=True)

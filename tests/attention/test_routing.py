@@ -167,7 +167,7 @@ def test_dense_traced_scale_gets_its_gradient():
 
 
 def test_dense_equals_dot_product_attention_unbatched_bfloat16_and_vmap():
-    q, k, v, ct = inputs(5, 6, 8, 4, 2)
+    q, k, v, _ = inputs(5, 6, 8, 4, 2)
     mask = jnp.asarray(np.random.default_rng(1).random((4, 6, 8)) < 0.6)  # [h, t, s], unbatched
     np.testing.assert_allclose(dense_attention(q[0], k[0], v[0], mask=mask),
                                dot_product_attention(q[0], k[0], v[0], mask=mask), atol=1e-6)
@@ -199,7 +199,7 @@ def _square_matrix_ops(fn, n, h=2, d=8):
 
     text = jax.jit(step).lower(x, x, x, x).compile().as_text()
     entry = text[text.index("ENTRY"):]
-    shape = re.compile(r"\b%d,%d\]" % (n, n))
+    shape = re.compile(rf"\b{n},{n}\]")
     return [line.split(" = ")[0].strip() for line in entry.splitlines()
             if " = " in line and shape.search(line.split(" = ")[1].split("(")[0])]
 
@@ -268,9 +268,9 @@ def test_auto_route_calls_what_the_rule_picks(monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(batch=0), "batch"), (dict(q_len=2.5), "q_len"), (dict(backend=3), "backend"),
+    ({"batch": 0}, "batch"), ({"q_len": 2.5}, "q_len"), ({"backend": 3}, "backend"),
 ])
 def test_rule_bad_arguments_raise(kwargs, match):
-    args = dict(batch=1, heads=1, q_len=4, kv_len=4, backend="cpu") | kwargs
+    args = {"batch": 1, "heads": 1, "q_len": 4, "kv_len": 4, "backend": "cpu"} | kwargs
     with pytest.raises(ValueError, match=match):
         auto_implementation(**args)

@@ -1,10 +1,11 @@
 """Forward+backward time and peak memory of attention: chunked (memory-efficient) vs dense forms.
 
-    python -m benchmarks.attention                              # N = 256, 1024, 4096; B2 H8 d64
+    python -m benchmarks.attention                              # N = 128 ... 4096; B2 H8 d64
     python -m benchmarks.attention --lengths 1024 --rounds 5 --out runs/benchmarks/attention.json
     python -m benchmarks.attention --lengths 16384 --contenders chunked torch --rounds 2 --min-reps 1
     python -m benchmarks.attention --causal                     # causal attention instead
     python -m benchmarks.attention --quick                      # tiny sizes, 2 rounds (the tests)
+    python -m benchmarks.attention --subject auto               # ratios auto / other (default chunked / other)
 
 What one timed call computes, per contender and sequence length N: the output and the gradients
 of ``sum(out * cotangent)`` with respect to q, k and v (``[b, N, h, d]``, float32), waiting until
@@ -21,6 +22,11 @@ it uses its default thread count (one per core) and OpenMP's default wait policy
 Contenders:
   chunked  ``seqjax.attention.chunked.chunked_attention`` (online softmax in blocks, a custom VJP
            that recomputes the blocks: memory linear in N), ``jax.jit``.
+  auto     ``seqjax.attention.memory_efficient_attention`` (``implementation="auto"``: on CPU the
+           dense form below the crossover, chunked above: ``seqjax.attention.chunked.auto_implementation``),
+           ``jax.jit``.
+  dense    ``seqjax.attention.dense_attention``: one fused softmax, a custom VJP that keeps the
+           ``[b, h, N, N]`` weights and recomputes nothing, ``jax.jit``.
   einsum   ``seqjax.attention.dot_product_attention``: einsum, float32 masked softmax, einsum (the
            plain form: ``[b, h, N, N]`` logits and weights), ``jax.jit``.
   jax_nn   ``jax.nn.dot_product_attention(implementation="xla")``, ``jax.jit``.
@@ -33,11 +39,13 @@ reported as such, and that contender is not started again for that length.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from benchmarks import harness, timing
 
-DENSE = ("einsum", "jax_nn")
+DENSE = ("einsum", "jax_nn", "dense")
+DEFAULT_LENGTHS = (128, 256, 512, 1024, 4096)
 # Measured peak of the dense JAX forms, forward + backward, in units of one float32 [b, h, N, N]
 # matrix (einsum: 6.0 GiB at b2 h8 N4096, 3x; jax_nn a little more): used to skip what cannot fit.
 DENSE_FACTOR = 4.0
@@ -46,6 +54,12 @@ CONTENDERS = (
     harness.Contender("chunked", "seqjax chunked", "jax",
                       "`seqjax.attention.chunked.chunked_attention`: online softmax in blocks, "
                       "custom VJP recomputing them, `jax.jit`"),
+    harness.Contender("auto", "seqjax auto", "jax",
+                      "`seqjax.attention.memory_efficient_attention(implementation=\"auto\")`: "
+                      "the route `auto_implementation` picks, `jax.jit`"),
+    harness.Contender("dense", "seqjax dense", "jax",
+                      "`seqjax.attention.dense_attention`: one fused softmax, custom VJP keeping "
+                      "the weights (`[b, h, N, N]`), `jax.jit`"),
     harness.Contender("einsum", "plain einsum", "jax",
                       "`seqjax.attention.dot_product_attention`: einsum, float32 softmax, einsum "
                       "(`[b, h, N, N]` scores), `jax.jit`"),
@@ -133,6 +147,19 @@ def _build_jax(contender: str, p: dict) -> timing.Step:
         def attention(q, k, v):
             return chunked_attention(q, k, v, causal=causal, q_chunk=p["q_chunk"], k_chunk=p["k_chunk"])
 
+    elif contender == "auto":
+        from seqjax.attention.chunked import memory_efficient_attention
+
+        def attention(q, k, v):
+            return memory_efficient_attention(q, k, v, causal=causal, q_chunk=p["q_chunk"],
+                                              k_chunk=p["k_chunk"])
+
+    elif contender == "dense":
+        from seqjax.attention import dense_attention
+
+        def attention(q, k, v):
+            return dense_attention(q, k, v, causal=causal)
+
     elif contender == "einsum":
         from seqjax.attention import causal_mask, dot_product_attention
 
@@ -157,7 +184,7 @@ def build(contender: str, params: dict) -> timing.Step:
     """The prepared forward+backward step of ``contender`` at the length and shape ``params``."""
     if contender == "torch":
         return _build_torch(params)
-    if contender in ("chunked", "einsum", "jax_nn"):
+    if contender in ("chunked", "auto", "dense", "einsum", "jax_nn"):
         return _build_jax(contender, params)
     raise ValueError(f"contender must be one of {[c.name for c in CONTENDERS]}; got {contender!r}.")
 
@@ -168,19 +195,22 @@ def build(contender: str, params: dict) -> timing.Step:
 def main(argv: list[str] | None = None) -> dict:
     p = harness.parser(BENCHMARK, __doc__)
     p.add_argument("--lengths", type=int, nargs="+", default=None,
-                   help="sequence lengths N (default 256 1024 4096; --quick 128)")
+                   help="sequence lengths N (default 128 256 512 1024 4096; --quick 128)")
     p.add_argument("--causal", action="store_true", help="causal attention (default: no mask)")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--head-dim", type=int, default=64)
     p.add_argument("--q-chunk", type=int, default=None, help="chunked: query block (default: seqjax's)")
     p.add_argument("--k-chunk", type=int, default=None, help="chunked: key block (default: seqjax's)")
+    p.add_argument("--subject", choices=[c.name for c in CONTENDERS if c.framework == "jax"],
+                   default=BENCHMARK.subject,
+                   help=f"the contender the ratio columns are about (default {BENCHMARK.subject})")
     args = p.parse_args(argv)
     if args.quick:
         lengths = tuple(args.lengths or (128,))
         shape = dict(batch=1, heads=2, head_dim=16, q_chunk=args.q_chunk or 64, k_chunk=args.k_chunk or 64)
     else:
-        lengths = tuple(args.lengths or (256, 1024, 4096))
+        lengths = tuple(args.lengths or DEFAULT_LENGTHS)
         shape = dict(batch=args.batch, heads=args.heads, head_dim=args.head_dim,
                      q_chunk=args.q_chunk, k_chunk=args.k_chunk)
     for flag, value in [("--lengths", n) for n in lengths] + [
@@ -191,7 +221,8 @@ def main(argv: list[str] | None = None) -> dict:
     extra = {"shape": f"b{shape['batch']} h{shape['heads']} d{shape['head_dim']}",
              "mask": "causal" if args.causal else "none",
              "chunks": ", ".join(f"{k} {shape[k] or 'seqjax default'}" for k in ("q_chunk", "k_chunk"))}
-    return harness.execute(BENCHMARK, configs, args, p, extra=extra)
+    benchmark = dataclasses.replace(BENCHMARK, subject=args.subject)
+    return harness.execute(benchmark, configs, args, p, extra=extra)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,11 @@ masks are boolean with True = may attend. See each module for equations and para
 """
 
 from seqjax.attention.chunked import chunked_attention, memory_efficient_attention
-from seqjax.attention.dot_product import dot_product_attention, repeat_kv_heads
+from seqjax.attention.dot_product import (
+    dense_attention,
+    dot_product_attention,
+    repeat_kv_heads,
+)
 from seqjax.attention.masks import (
     causal_mask,
     combine_masks,
@@ -63,6 +67,7 @@ from seqjax.attention.scores import (
 __all__ = [
     "chunked_attention",
     "memory_efficient_attention",
+    "dense_attention",
     "Score",
     "add_positions",
     "additive",

@@ -36,9 +36,11 @@ as :func:`seqjax.attention.causal_mask` with ``offset=0``) from indices, skips t
 diagonal (about half the work for square attention) and masks only the blocks that cross it.
 Lengths that are not multiples of the chunk sizes are padded internally and the padding masked.
 
-:func:`memory_efficient_attention` adds an ``implementation=`` switch between this form and
-:func:`jax.nn.dot_product_attention` (``"xla"``, or ``"cudnn"`` on a GPU); its docstring gives the
-rule behind ``"auto"``. Measurements: ``python -m benchmarks.attention``.
+:func:`memory_efficient_attention` adds an ``implementation=`` switch between this form, the lean
+dense form :func:`seqjax.attention.dot_product.dense_attention` (``"dense"``: fastest on CPU for
+short sequences) and :func:`jax.nn.dot_product_attention` (``"xla"``, or ``"cudnn"`` on a GPU);
+:func:`auto_implementation` gives the rule behind ``"auto"``. Measurements:
+``python -m benchmarks.attention``.
 
 Not supported here (use :func:`seqjax.attention.dot_product_attention`): an additive ``bias``,
 attention dropout, returning the weights.
@@ -62,6 +64,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from seqjax import _checks
+from seqjax.attention.dot_product import dense_attention
 
 #: Default chunk sizes ``(q_chunk, k_chunk)``, measured fastest on a 2-core CPU (forward + backward,
 #: b2 h8 d64, N 1024-4096, benchmarks/attention.py): 1024 x 1024 blocks without a causal mask;
@@ -69,7 +72,15 @@ from seqjax import _checks
 DEFAULT_CHUNKS = (1024, 1024)
 DEFAULT_CAUSAL_CHUNKS = (512, 512)
 
-IMPLEMENTATIONS = ("auto", "chunked", "xla", "cudnn")
+IMPLEMENTATIONS = ("auto", "chunked", "dense", "xla", "cudnn")
+
+#: The CPU part of ``implementation="auto"`` (see :func:`auto_implementation`): the dense route
+#: while one head's score matrix has at most ``CPU_DENSE_MAX_SCORES`` entries (``t * s``) and
+#: the float32 weights of all heads (``4 b h t s`` bytes) at most ``CPU_DENSE_MAX_BYTES``.
+CPU_DENSE_MAX_SCORES = 2**17  # 256 x 512; N = 362 square
+CPU_DENSE_MAX_BYTES = 2**25
+#: Accelerators (not measured): the ``"xla"`` route while the float32 score matrix fits this.
+ACCELERATOR_DENSE_MAX_BYTES = 2**30
 
 
 def chunked_attention(
@@ -150,23 +161,21 @@ def memory_efficient_attention(
     ``implementation``:
 
     - ``"chunked"``: :func:`chunked_attention` (any backend; memory linear in the length).
+    - ``"dense"``: :func:`seqjax.attention.dot_product.dense_attention`: the ``[b, h, t, s]``
+      weights in one fused softmax, a custom VJP that keeps them (quadratic memory; the fastest
+      form on CPU for short sequences).
     - ``"xla"``: :func:`jax.nn.dot_product_attention` with ``implementation="xla"``: the full
       ``[b, h, t, s]`` score matrix (quadratic memory). Rows with no allowed key are zeroed here
       (jax.nn alone returns the mean of the values there).
     - ``"cudnn"``: :func:`jax.nn.dot_product_attention` with ``implementation="cudnn"`` (GPU,
       float16/bfloat16; cuDNN's fused flash kernel, linear memory). Raises where unavailable.
-    - ``"auto"`` (default), the rule:
+    - ``"auto"`` (default): the rule of :func:`auto_implementation`, in short: on CPU
+      ``"dense"`` while ``t s <= 2^17`` (N = 362 square) and the weights take at most 32 MiB, ``"chunked"``
+      above; on GPU ``"cudnn"`` for half precision, else ``"xla"`` while the score matrix fits
+      1 GiB, ``"chunked"`` above.
 
-      * CPU: ``"chunked"`` always. Measured (benchmarks/attention.py, forward + backward,
-        b2 h8 d64, float32, 2 cores): at N = 256, 1024 and 4096 the chunked form was the fastest
-        JAX form (einsum and ``jax.nn`` were slower and need the N^2 matrices), at parity with
-        PyTorch's flash kernel, and the only JAX form that runs at N = 16384.
-      * GPU, bfloat16/float16: ``"cudnn"``; if cuDNN refuses the call at trace time, the next
-        rule.
-      * GPU/TPU otherwise: ``"xla"`` while the float32 score matrix (``4 b h t s`` bytes) stays
-        under 1 GiB, ``"chunked"`` above. *Not measured* (no accelerator was available when
-        this was written): on accelerators XLA's fused dense attention is usually faster than a
-        sequential loop of blocks while it fits. Re-measure with the benchmark there.
+    Every route computes the same function (masks, ``causal``, ``scale``, grouped kv heads, rows
+    with no allowed key giving zeros) up to float rounding, and its gradient.
     """
     _checks.choice("implementation", implementation, IMPLEMENTATIONS)
     if implementation == "auto":
@@ -176,6 +185,8 @@ def memory_efficient_attention(
                 return _jax_nn_attention(query, key, value, mask, causal, scale, "cudnn")
             except (ValueError, NotImplementedError, RuntimeError, TypeError):
                 implementation = _dense_or_chunked(query, key)
+    if implementation == "dense":
+        return dense_attention(query, key, value, mask=mask, causal=causal, scale=scale)
     if implementation == "chunked":
         return chunked_attention(
             query, key, value, mask=mask, causal=causal, scale=scale, q_chunk=q_chunk,
@@ -508,23 +519,72 @@ _flash.defvjp(_flash_fwd, _flash_bwd)
 # --- jax.nn route -------------------------------------------------------------------------------
 
 
-def _auto_implementation(query, key, value) -> str:
-    backend = jax.default_backend()
+def auto_implementation(
+    batch: int, heads: int, q_len: int, kv_len: int, *, dtype=jnp.float32,
+    backend: str | None = None,
+) -> str:
+    """The route ``memory_efficient_attention(implementation="auto")`` takes for these sizes.
+
+    The rule, with ``P = 4 b h t s`` the bytes of the float32 weights:
+
+    * CPU: ``"dense"`` (:func:`seqjax.attention.dot_product.dense_attention`) while
+      ``t s <= CPU_DENSE_MAX_SCORES = 2^17`` (256 x 512, or N = 362 square) and
+      ``P <= CPU_DENSE_MAX_BYTES = 32 MiB``; ``"chunked"`` above. Measured (forward + backward,
+      b2 h8 d64, float32, 2 cores, 2026-12-01, the two forms alternated in one process, fastest
+      call; on a machine loaded by other jobs, so a hint to re-measure with
+      ``python -m benchmarks.attention --subject auto``): dense / chunked time 0.73 at N = 128,
+      0.74 at 256, 0.92 at 384, 1.38 at 512, 2.5 at 768 (the dense weights, 16 MiB at 512,
+      leave the cache; the chunked form works in blocks of about 2^20 scores). An earlier run
+      on a less loaded machine gave 0.78, 0.85 and 0.90 at 128, 256 and 512: the crossover is
+      near N = 400-500, and the rule takes the safe side.
+    * GPU with bfloat16/float16: ``"cudnn"`` (``memory_efficient_attention`` falls back to the
+      next rule if cuDNN refuses the call).
+    * GPU/TPU otherwise: ``"xla"`` while ``P <= ACCELERATOR_DENSE_MAX_BYTES = 1 GiB``,
+      ``"chunked"`` above. *Not measured* (no accelerator was available when this was written):
+      on accelerators XLA's fused dense attention is usually faster than a sequential loop of
+      blocks while it fits. Re-measure with the benchmark there.
+
+    Args:
+      batch, heads, q_len, kv_len: ``b``, ``h`` (query heads), ``t``, ``s``.
+      dtype: the inputs' dtype.
+      backend: ``"cpu"``, ``"gpu"``, ``"tpu"``...; default ``jax.default_backend()``.
+
+    Example::
+
+        >>> from seqjax.attention.chunked import auto_implementation
+        >>> auto_implementation(2, 8, 256, 256, backend="cpu"), auto_implementation(2, 8, 4096, 4096, backend="cpu")
+        ('dense', 'chunked')
+    """
+    for name, value in (("batch", batch), ("heads", heads), ("q_len", q_len), ("kv_len", kv_len)):
+        _checks.positive_int(name, value)
+    backend = jax.default_backend() if backend is None else backend
+    if not isinstance(backend, str):
+        raise ValueError(f"backend must be a string such as 'cpu' or 'gpu'; got {backend!r}.")
+    weight_bytes = 4 * batch * heads * q_len * kv_len
     if backend == "cpu":
-        return "chunked"
-    dtype = jnp.result_type(query, key, value)
-    if backend == "gpu" and dtype in (jnp.bfloat16, jnp.float16):
+        small = q_len * kv_len <= CPU_DENSE_MAX_SCORES and weight_bytes <= CPU_DENSE_MAX_BYTES
+        return "dense" if small else "chunked"
+    if backend == "gpu" and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16):
         return "cudnn"
-    return _dense_or_chunked(query, key)
+    return "xla" if weight_bytes <= ACCELERATOR_DENSE_MAX_BYTES else "chunked"
+
+
+def _sizes(query, key):
+    q_shape, k_shape = jnp.shape(query), jnp.shape(key)
+    b = 1 if len(q_shape) == 3 else q_shape[0]
+    return b, q_shape[-2], q_shape[-3], k_shape[-3]
+
+
+def _auto_implementation(query, key, value) -> str:
+    """:func:`auto_implementation` for these arrays on the default backend."""
+    return auto_implementation(*_sizes(query, key), dtype=jnp.result_type(query, key, value))
 
 
 def _dense_or_chunked(query, key) -> str:
-    """``"xla"`` while the float32 score matrix ``[b, h, t, s]`` stays under 1 GiB."""
-    q_shape, k_shape = jnp.shape(query), jnp.shape(key)
-    b = 1 if len(q_shape) == 3 else q_shape[0]
-    t, h = q_shape[-3], q_shape[-2]
-    s = k_shape[-3]
-    return "xla" if 4 * b * h * t * s <= 2**30 else "chunked"
+    """``"xla"`` while the float32 score matrix ``[b, h, t, s]`` stays under 1 GiB (the
+    accelerator rule after cuDNN refused)."""
+    b, h, t, s = _sizes(query, key)
+    return "xla" if 4 * b * h * t * s <= ACCELERATOR_DENSE_MAX_BYTES else "chunked"
 
 
 def _jax_nn_attention(query, key, value, mask, causal, scale, implementation):

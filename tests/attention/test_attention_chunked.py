@@ -222,6 +222,8 @@ def test_auto_rule_on_cpu():
     if jax.default_backend() != "cpu":
         pytest.skip("the CPU branch of the rule")
     q = jnp.zeros((1, 8, 2, 4))
+    assert _auto_implementation(q, q, q) == "dense"  # short: the dense route (tests/attention/test_routing.py)
+    q = jnp.zeros((1, 1024, 2, 4))
     assert _auto_implementation(q, q, q) == "chunked"
 
 

@@ -156,7 +156,7 @@ def opt_state_specs(opt_state: Any, params: Any, specs: Any) -> Any:
     >>> state = optax.adam(1e-3).init(params)
     >>> s = opt_state_specs(state, params, {"w": P("data", None)})
     >>> s[0].mu["w"], s[0].count
-    (PartitionSpec('data', None), PartitionSpec())
+    (P('data', None), P())
     """
     by_path = {}
     flat_specs = jax.tree.leaves(specs, is_leaf=lambda x: isinstance(x, PartitionSpec))

@@ -43,11 +43,11 @@ its shape that parameter's spec; counters and other scalars are replicated.
 
 >>> import jax, jax.numpy as jnp
 >>> from seqjax.train.partitioning import param_specs
->>> from seqjax.train.sharding import mesh
+>>> from jax.sharding import AbstractMesh
 >>> params = {"ffn": {"w_1": jnp.zeros((8, 32)), "b_1": jnp.zeros(32)}, "norm_1": {"scale": jnp.ones(8)}}
->>> specs = param_specs(params, "tp", mesh((1, 1)))
+>>> specs = param_specs(params, "tp", AbstractMesh((4, 2), ("data", "model")))
 >>> specs["ffn"]["w_1"], specs["norm_1"]["scale"]
-(PartitionSpec(None, 'model'), PartitionSpec())
+(P(None, 'model'), P())
 """
 
 from __future__ import annotations

@@ -73,10 +73,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from seqjax import _checks
-from seqjax.train.sharding import batch_sharding, named_shardings, replicated
+from seqjax.train.sharding import DATA_AXIS, batch_sharding, named_shardings, replicated
 
 if TYPE_CHECKING:  # flax is imported where it is used: `import seqjax.train` stays light
     from flax import nnx
@@ -209,7 +210,9 @@ def make_eval_step(
 ) -> Callable[..., dict[str, jax.Array]]:
     """A jitted ``eval_step(params, batch, key=None) -> {"loss": ..., **aux}`` (no gradient, no
     donation; pass ``key=None`` so that dropout is off if the loss reads the key that way).
-    ``mesh`` and ``param_sharding`` as in :func:`make_train_step`."""
+    ``mesh`` and ``param_sharding`` as in :func:`make_train_step`; with ``param_sharding``, a batch
+    whose leading axis the ``"data"`` axis does not divide (an evaluation set's last batch) is
+    copied to every device instead of split."""
     loss = _as_float32_loss(loss_fn, has_aux, compute_dtype, cast_batch, False, None)
 
     def step(params, batch, key):
@@ -230,8 +233,9 @@ def make_eval_step(
         if not hasattr(sharded_eval, "jitted"):
             ps, _ = _param_and_opt_shardings(mesh, params, None, param_sharding, None)
             rep = replicated(mesh)
-            sharded_eval.jitted = jax.jit(step, in_shardings=(ps, batch_sharding(mesh), rep), out_shardings=rep)
-        return sharded_eval.jitted(params, batch, key)
+            # The batch keeps the sharding it is given (None: unspecified), see below.
+            sharded_eval.jitted = jax.jit(step, in_shardings=(ps, None, rep), out_shardings=rep)
+        return sharded_eval.jitted(params, _place_eval_batch(batch, mesh), key)
 
     return sharded_eval
 
@@ -312,6 +316,15 @@ def _micro_batches(x, k):
         )
     # [b, ...] -> [b/k, k, ...] -> [k, b/k, ...]: micro-batch i holds rows i, i+k, ... (see above).
     return jnp.swapaxes(x.reshape(x.shape[0] // k, k, *x.shape[1:]), 0, 1)
+
+
+def _place_eval_batch(batch, mesh):
+    """Split the batch over ``"data"`` when every leaf's leading axis divides by its size, else
+    copy it to every device (the last, partial batch of an evaluation set)."""
+    data = mesh.shape[DATA_AXIS]
+    if all(np.ndim(x) and np.shape(x)[0] % data == 0 for x in jax.tree.leaves(batch)):
+        return jax.device_put(batch, batch_sharding(mesh))
+    return jax.device_put(batch, replicated(mesh))
 
 
 def _param_and_opt_shardings(mesh, params, opt_state, param_sharding, opt_sharding):

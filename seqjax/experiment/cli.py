@@ -56,9 +56,8 @@ from seqjax.experiment.run_dir import RunDir
 # Flags every experiment has besides its fields; a field may not take these names.
 RESERVED = ("quick", "out", "resume", "help")
 # Config fields that say how a run is carried out, not what it computes: a resumed run may
-# change them (and config.json then records the new value). ``mesh`` / ``sharding``: the device
-# mesh and parameter partitioning (seqjax.train.sharding), which change float summation order only.
-RUN_FIELDS = ("checkpoint_every", "mesh", "sharding")
+# change them (and config.json then records the new value).
+RUN_FIELDS = ("checkpoint_every",)
 
 
 def option(default: Any, help: str) -> Any:

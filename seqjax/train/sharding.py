@@ -36,7 +36,10 @@ Multi-host (several machines, e.g. a TPU pod slice or GPU nodes)
            #                            num_processes=N, process_id=i)
 
        After it, ``jax.devices()`` lists the devices of *all* hosts and ``jax.local_devices()``
-       this host's; :func:`data_mesh` uses ``jax.devices()``, so the mesh spans all hosts.
+       this host's; :func:`data_mesh` and :func:`mesh` use ``jax.devices()``, so the mesh spans
+       all hosts. ``jax.devices()`` lists each host's devices together, and :func:`mesh` lays
+       them out row-major, so with ``model`` dividing the local device count a model group stays
+       inside one host (its all-reduces on the fast local links; only ``"data"`` crosses hosts).
     2. Every host runs the same program (SPMD) and loads *its own* part of the global batch:
        ``b / jax.process_count()`` rows, different on each host (e.g. a data position offset by
        ``jax.process_index()``). :func:`shard_batch` then assembles the global array with

@@ -155,6 +155,9 @@ def make_train_step(
         back so.
       opt_sharding: the same for ``opt_state``; default: derived at the first call from the
         parameters' specs (:func:`seqjax.train.partitioning.opt_state_specs`).
+        With either, the step is compiled at the first call (its ``.jitted`` exists from then on),
+        and arguments placed otherwise are refused by ``jax.jit`` ("Sharding passed to jit does
+        not match the sharding on the respective arg").
 
     ``metrics``: ``loss`` (mean over micro-batches, float32), ``grad_norm`` (global norm of the
     averaged gradient, before any clipping in ``optimizer``) and the ``aux`` entries.

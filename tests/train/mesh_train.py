@@ -26,7 +26,7 @@ from seqjax.train import cross_entropy
 from seqjax.train.partitioning import device_bytes, opt_state_specs, param_specs, per_device_bytes
 from seqjax.train.optim import path_str
 from seqjax.train.sharding import mesh, parse_mesh, shard_batch, shard_tree
-from seqjax.train.step import make_train_step, module_loss, split_params
+from seqjax.train.step import make_eval_step, make_train_step, module_loss, split_params
 
 STEPS = 4
 BATCH, SEQ, VOCAB = 8, 8, 64
@@ -91,14 +91,27 @@ def placed_bytes(shape, strategy):
                 per_device=[device_bytes(placed, d) for d in m.devices.flat])
 
 
-def main(configs, memory=()):
+def eval_uneven(devices, shape, strategy, rows=6):
+    """The eval step on ``rows`` examples, which the data axis need not divide (then copied)."""
+    graphdef, params, rest = split_params(GPTLanguageModel(CONFIG, rngs=nnx.Rngs(0)))
+    m = mesh(shape, devices)
+    specs = param_specs(params, strategy, m)
+    eval_step = make_eval_step(module_loss(graphdef, lm_loss, rest), mesh=m, param_sharding=specs)
+    batch = {k: v[:rows] for k, v in batch_at(0).items()}
+    return float(eval_step(shard_tree(params, specs, m), batch)["loss"])
+
+
+def main(configs, memory=(), evals=()):
     assert len(jax.devices()) == 8, jax.devices()
     out = {"one": run(jax.devices()[:1], (1, 1), "dp")} if configs else {}
     for text, strategy in configs:
         out[f"{text}/{strategy}"] = run(jax.devices(), parse_mesh(text), strategy)
+    if evals:
+        out["eval"] = {"one": eval_uneven(jax.devices()[:1], (1, 1), "dp")}
+        out["eval"] |= {f"{t}/{s}": eval_uneven(jax.devices(), parse_mesh(t), s) for t, s in evals}
     out["memory"] = {f"{text}/{strategy}": placed_bytes(parse_mesh(text), strategy) for text, strategy in memory}
     print(json.dumps(out))
 
 
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]), json.loads(sys.argv[2]) if len(sys.argv) > 2 else ())
+    main(*(json.loads(a) for a in sys.argv[1:]))

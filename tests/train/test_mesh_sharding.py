@@ -39,13 +39,14 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 
 
-def run_meshes(trained, placed=()):
+def run_meshes(trained, placed=(), evals=()):
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=8 {FAST_COMPILE}".strip()
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
     proc = subprocess.run(
-        [sys.executable, os.path.join(HERE, "mesh_train.py"), json.dumps(trained), json.dumps(placed)],
+        [sys.executable, os.path.join(HERE, "mesh_train.py"), json.dumps(trained), json.dumps(placed),
+         json.dumps(evals)],
         env=env, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -109,9 +110,11 @@ def test_meshes_train_like_one_device_and_split_the_parameters():
 @pytest.mark.slow
 def test_every_strategy_on_every_mesh_trains_like_one_device():
     trained = [[m, s] for m in ("8x1", "4x2", "2x4") for s in ("dp", "fsdp", "tp", "fsdp+tp")]
-    out = run_meshes(trained)
+    out = run_meshes(trained, evals=[["4x2", "fsdp+tp"]])
     check_same_training(out, [f"{m}/{s}" for m, s in trained])
     assert out["2x4/dp"]["bytes_measured"] == out["one"]["total_bytes"]
+    # 6 rows do not divide over 4 data groups: the eval step copies the batch and still agrees.
+    np.testing.assert_allclose(out["eval"]["4x2/fsdp+tp"], out["eval"]["one"], rtol=1e-6)
 
 
 def test_parse_mesh():

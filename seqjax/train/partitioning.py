@@ -9,11 +9,11 @@ logical names to the axes of the 2-D mesh ``("data", "model")`` (:data:`STRATEGI
     w_o           [h d_v, d]    ("heads", "embed")    row-parallel
     w_1           [d, d_ff]     ("embed", "mlp")      column-parallel
     w_2           [d_ff, d]     ("mlp", "embed")      row-parallel
-    token table   [V, d]        ("vocab", "embed")    split over the vocabulary
-    lm_head       [d, V]        ("embed", "vocab")
+    token table   [V, d]        ("vocab", "embed")    split over the vocabulary (GPT, BERT, seq2seq)
+    lm_head       [d, V]        ("embed", "vocab")    (and the seq2seq output projection)
     position      [P, d]        (None, "embed")
     b_q/b_k/b_v [h d_k], b_1 [d_ff]: ("heads",), ("mlp",); b_o, b_2 [d]: ("embed",)
-    norms, the relative-position table and anything unmatched: replicated
+    norms, the relative-position table, classifier heads and anything unmatched: replicated
 
     strategy   "embed"   "heads" / "mlp" / "vocab"
     dp         -         -          everything replicated (data parallelism)
@@ -73,9 +73,9 @@ LOGICAL_RULES: tuple[tuple[str, tuple[str | None, ...]], ...] = (
     (r"(^|/)ffn/b_1$", ("mlp",)),
     (r"(^|/)ffn/w_2$", ("mlp", "embed")),
     (r"(^|/)ffn/b_2$", ("embed",)),
-    (r"(^|/)(token_embedding|embeddings/token)$", ("vocab", "embed")),
-    (r"(^|/)lm_head$", ("embed", "vocab")),
-    (r"(^|/)mlm_head/bias$", ("vocab",)),
+    (r"(^|/)(token_embedding|embeddings/token|src_embedding|tgt_embedding)$", ("vocab", "embed")),
+    (r"(^|/)(lm_head|output/w)$", ("embed", "vocab")),
+    (r"(^|/)(mlm_head/bias|output/b)$", ("vocab",)),
     (r"(^|/)(position_embedding|embeddings/position|embeddings/token_type)$", (None, "embed")),
     (r"(^|/)(pooler|transform)/w$", ("embed", "mlp")),
     (r"(^|/)(pooler|transform)/b$", ("mlp",)),

@@ -245,3 +245,36 @@ def test_sharded_step_on_the_local_devices():
     assert device_bytes(p_new) == per_device_bytes(params, specs, m)
     with pytest.raises(ValueError, match="need a mesh"):
         make_train_step(loss_fn, opt, param_sharding="fsdp")
+
+
+def test_rules_cover_every_matrix_of_the_seqjax_transformers():
+    """Every parameter matrix of GPT (looped and scanned), BERT and the encoder-decoder gets a
+    split dimension from the rules, except the classifier heads (small, left replicated); a
+    renamed parameter would otherwise silently stay replicated."""
+    from flax import nnx
+    from seqjax.nn import BertConfig, BertForMaskedLM, BertForSequenceClassification, EncoderDecoder, GPT2Config, GPTLanguageModel
+    from seqjax.train.optim import path_str
+    from seqjax.train.step import split_params
+
+    bert = BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=32, max_position_embeddings=8)
+    makers = [
+        lambda: GPTLanguageModel(GPT2Config(vocab_size=64, n_positions=8, n_embd=16, n_layer=2, n_head=2,
+                                            tie_word_embeddings=False), rngs=nnx.Rngs(0)),
+        lambda: GPTLanguageModel(GPT2Config(vocab_size=64, n_positions=8, n_embd=16, n_layer=2, n_head=2,
+                                            scan_layers=True), rngs=nnx.Rngs(0)),
+        lambda: BertForMaskedLM(bert, rngs=nnx.Rngs(0)),
+        lambda: BertForSequenceClassification(bert, num_labels=3, rngs=nnx.Rngs(0)),
+        lambda: EncoderDecoder(50, 60, rngs=nnx.Rngs(0), d_model=16, num_heads=2, num_layers=1, d_ff=32, max_len=8),
+    ]
+    m = AbstractMesh((2, 2), ("data", "model"))
+    for make in makers:
+        params = split_params(nnx.eval_shape(make))[1]
+        specs = param_specs(params, "fsdp+tp", m)
+        flat_specs = jax.tree.leaves(specs, is_leaf=lambda x: isinstance(x, P))
+        for (path, leaf), spec in zip(jax.tree_util.tree_leaves_with_path(params), flat_specs):
+            name = path_str(path)
+            if "norm" in name:  # [d], or [L, d] in a scanned stack
+                assert spec == P(), name
+            elif leaf.ndim >= 2 and "classifier" not in name and "relative_bias" not in name:
+                assert spec != P(), name

@@ -84,6 +84,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import re
 import time
 from typing import Any, ClassVar, Literal, Sequence
 
@@ -161,6 +162,8 @@ class Config:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}.")
         if self.held_out_every < 2:
             raise ValueError(f"held_out_every must be at least 2 (1 would hold out everything); got {self.held_out_every}.")
+        if self.mesh is not None and not re.fullmatch(r"\s*(auto|-?\d+\s*[xX]\s*-?\d+)\s*", self.mesh):
+            raise ValueError(f"mesh must be DATAxMODEL (e.g. 4x2) or none; got {self.mesh!r}.")
         if self.d_model % self.num_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must divide d_model ({self.d_model}).")
         if self.seq_len < 4:

@@ -278,3 +278,11 @@ def test_rules_cover_every_matrix_of_the_seqjax_transformers():
                 assert spec == P(), name
             elif leaf.ndim >= 2 and "classifier" not in name and "relative_bias" not in name:
                 assert spec != P(), name
+
+
+def test_pretrain_tiny_mesh_flag_is_validated():
+    from experiments.pretrain_tiny import Config
+
+    assert Config(mesh="4x2", sharding="fsdp+tp").mesh == "4x2"
+    with pytest.raises(ValueError, match="mesh must be DATAxMODEL"):
+        Config(mesh="4by2")

@@ -13,7 +13,9 @@ Each module is one idea, small enough to read at once::
     optim.py           AdamW with a decay mask by parameter role, per-group learning rates, freezing
     early_stopping.py  patience / min_delta as a pure function
     checkpoint.py      Orbax checkpoints: bit-exact resume, manifests, corrupt-file fallback
-    sharding.py        data parallelism over a 1-D device mesh
+    sharding.py        device meshes (1-D data, 2-D data x model, --mesh "4x2"), batch and tree placement
+    partitioning.py    regex rules: transformer parameter -> PartitionSpec (dp, fsdp, tp, fsdp+tp),
+                       optimiser state sharded like the parameters, per-device bytes
     stateful.py        stateful truncated BPTT for recurrent language models (carry across windows)
     forecast_metrics.py RMSE / MAE / MASE per forecast horizon
 
@@ -60,6 +62,8 @@ from seqjax.train.schedules import (
     warmup_linear_decay,
 )
 from seqjax.train.sharding import batch_sharding, data_mesh, replicate, replicated, shard_batch
+from seqjax.train.sharding import mesh, parse_mesh, shard_tree
+from seqjax.train.partitioning import opt_state_specs, param_specs, per_device_bytes
 from seqjax.train.step import (
     cast_floating,
     make_eval_step,
@@ -76,4 +80,6 @@ __all__ = [
     "mse", "multi_group", "param_paths", "param_role", "path_labels", "perplexity", "replicate", "replicated",
     "shard_batch", "slanted_triangular", "smoothed_targets", "split_params", "verify_checkpoint", "warmup_constant",
     "warmup_cosine_decay", "warmup_linear_decay",
+    "mesh", "parse_mesh", "shard_tree",
+    "opt_state_specs", "param_specs", "per_device_bytes",
 ]

@@ -73,10 +73,11 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from seqjax import _checks
-from seqjax.train.sharding import batch_sharding, replicated
+from seqjax.train.sharding import DATA_AXIS, batch_sharding, named_shardings, replicated
 
 if TYPE_CHECKING:  # flax is imported where it is used: `import seqjax.train` stays light
     from flax import nnx
@@ -127,6 +128,8 @@ def make_train_step(
     remat_policy: Callable | None = None,
     donate: bool = True,
     mesh: jax.sharding.Mesh | None = None,
+    param_sharding: Any = None,
+    opt_sharding: Any = None,
 ) -> TrainStep:
     """A jitted ``step(params, opt_state, batch, key=None) -> (params, opt_state, metrics)``.
 
@@ -141,8 +144,20 @@ def make_train_step(
       cast_batch: with ``compute_dtype``, also cast the batch's floating leaves.
       remat: wrap the loss in ``jax.checkpoint`` (with ``remat_policy``).
       donate: donate ``params`` and ``opt_state`` buffers (rebind them to the outputs).
-      mesh: a 1-D data-parallel mesh (:func:`seqjax.train.sharding.data_mesh`): the batch is
-        sharded along ``"data"``, parameters, optimiser state and metrics are replicated.
+      mesh: a device mesh with a ``"data"`` axis (:func:`seqjax.train.sharding.data_mesh`,
+        or the 2-D :func:`seqjax.train.sharding.mesh`): the batch is sharded along ``"data"``;
+        parameters and optimiser state are replicated unless ``param_sharding`` says otherwise;
+        metrics are replicated.
+      param_sharding: with ``mesh``: a pytree of ``PartitionSpec`` (or ``NamedSharding``) shaped
+        like ``params`` (:func:`seqjax.train.partitioning.param_specs`), or a strategy name
+        (``"dp"``, ``"fsdp"``, ``"tp"``, ``"fsdp+tp"``) resolved on the first call's ``params``.
+        The parameters passed in must already be placed so (``shard_tree``); the new ones come
+        back so.
+      opt_sharding: the same for ``opt_state``; default: derived at the first call from the
+        parameters' specs (:func:`seqjax.train.partitioning.opt_state_specs`).
+        With either, the step is compiled at the first call (its ``.jitted`` exists from then on),
+        and arguments placed otherwise are refused by ``jax.jit`` ("Sharding passed to jit does
+        not match the sharding on the respective arg").
 
     ``metrics``: ``loss`` (mean over micro-batches, float32), ``grad_norm`` (global norm of the
     averaged gradient, before any clipping in ``optimizer``) and the ``aux`` entries.
@@ -159,13 +174,32 @@ def make_train_step(
         metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **aux}
         return params, opt_state, metrics
 
-    jitted = jax.jit(step, donate_argnums=(0, 1) if donate else (), **_shardings(mesh, train=True))
+    donate_argnums = (0, 1) if donate else ()
+    if param_sharding is None and opt_sharding is None:
+        jitted = jax.jit(step, donate_argnums=donate_argnums, **_shardings(mesh, train=True))
 
-    def train_step(params, opt_state, batch, key=None):
-        return jitted(params, opt_state, batch, key)
+        def train_step(params, opt_state, batch, key=None):
+            return jitted(params, opt_state, batch, key)
 
-    train_step.jitted = jitted  # for .lower(...) / memory_analysis() in benchmarks
-    return train_step
+        train_step.jitted = jitted  # for .lower(...) / memory_analysis() in benchmarks
+        return train_step
+
+    # Sharded parameters: the shardings need the trees' structure, known at the first call.
+    if mesh is None:
+        raise ValueError("param_sharding / opt_sharding need a mesh; got mesh=None.")
+
+    def sharded_step(params, opt_state, batch, key=None):
+        if not hasattr(sharded_step, "jitted"):
+            ps, os_ = _param_and_opt_shardings(mesh, params, opt_state, param_sharding, opt_sharding)
+            rep, data = replicated(mesh), batch_sharding(mesh)
+            sharded_step.param_sharding, sharded_step.opt_sharding = ps, os_
+            sharded_step.jitted = jax.jit(
+                step, donate_argnums=donate_argnums,
+                in_shardings=(ps, os_, data, rep), out_shardings=(ps, os_, rep),
+            )
+        return sharded_step.jitted(params, opt_state, batch, key)
+
+    return sharded_step
 
 
 def make_eval_step(
@@ -175,21 +209,38 @@ def make_eval_step(
     compute_dtype: Any = None,
     cast_batch: bool = True,
     mesh: jax.sharding.Mesh | None = None,
+    param_sharding: Any = None,
 ) -> Callable[..., dict[str, jax.Array]]:
     """A jitted ``eval_step(params, batch, key=None) -> {"loss": ..., **aux}`` (no gradient, no
-    donation; pass ``key=None`` so that dropout is off if the loss reads the key that way)."""
+    donation; pass ``key=None`` so that dropout is off if the loss reads the key that way).
+    ``mesh`` and ``param_sharding`` as in :func:`make_train_step`; with ``param_sharding``, a batch
+    whose leading axis the ``"data"`` axis does not divide (an evaluation set's last batch) is
+    copied to every device instead of split."""
     loss = _as_float32_loss(loss_fn, has_aux, compute_dtype, cast_batch, False, None)
 
     def step(params, batch, key):
         value, aux = loss(params, batch, key)
         return {"loss": value, **aux}
 
-    jitted = jax.jit(step, **_shardings(mesh, train=False))
+    if param_sharding is None:
+        jitted = jax.jit(step, **_shardings(mesh, train=False))
 
-    def eval_step(params, batch, key=None):
-        return jitted(params, batch, key)
+        def eval_step(params, batch, key=None):
+            return jitted(params, batch, key)
 
-    return eval_step
+        return eval_step
+    if mesh is None:
+        raise ValueError("param_sharding needs a mesh; got mesh=None.")
+
+    def sharded_eval(params, batch, key=None):
+        if not hasattr(sharded_eval, "jitted"):
+            ps, _ = _param_and_opt_shardings(mesh, params, None, param_sharding, None)
+            rep = replicated(mesh)
+            # The batch keeps the sharding it is given (None: unspecified), see below.
+            sharded_eval.jitted = jax.jit(step, in_shardings=(ps, None, rep), out_shardings=rep)
+        return sharded_eval.jitted(params, _place_eval_batch(batch, mesh), key)
+
+    return sharded_eval
 
 
 def _as_float32_loss(loss_fn, has_aux, compute_dtype, cast_batch, remat, remat_policy):
@@ -268,6 +319,32 @@ def _micro_batches(x, k):
         )
     # [b, ...] -> [b/k, k, ...] -> [k, b/k, ...]: micro-batch i holds rows i, i+k, ... (see above).
     return jnp.swapaxes(x.reshape(x.shape[0] // k, k, *x.shape[1:]), 0, 1)
+
+
+def _place_eval_batch(batch, mesh):
+    """Split the batch over ``"data"`` when every leaf's leading axis divides by its size, else
+    copy it to every device (the last, partial batch of an evaluation set)."""
+    data = mesh.shape[DATA_AXIS]
+    if all(np.ndim(x) and np.shape(x)[0] % data == 0 for x in jax.tree.leaves(batch)):
+        return jax.device_put(batch, batch_sharding(mesh))
+    return jax.device_put(batch, replicated(mesh))
+
+
+def _param_and_opt_shardings(mesh, params, opt_state, param_sharding, opt_sharding):
+    """``NamedSharding`` pytrees for ``params`` and ``opt_state`` (``None``: not needed)."""
+    from seqjax.train.partitioning import opt_state_specs, param_specs
+
+    if param_sharding is None:
+        param_sharding = jax.tree.map(lambda _: jax.sharding.PartitionSpec(), params)
+    elif isinstance(param_sharding, str):
+        param_sharding = param_specs(params, param_sharding, mesh)
+    ps = named_shardings(param_sharding, mesh)
+    if opt_state is None:
+        return ps, None
+    if opt_sharding is None:
+        specs = jax.tree.map(lambda s: s.spec, ps, is_leaf=lambda x: isinstance(x, jax.sharding.Sharding))
+        opt_sharding = opt_state_specs(opt_state, params, specs)
+    return ps, named_shardings(opt_sharding, mesh)
 
 
 def _shardings(mesh, *, train: bool) -> dict:

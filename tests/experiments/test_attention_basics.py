@@ -72,6 +72,7 @@ def test_quick_run_scaling_positional_masks(quick_run):
     assert masks["additive_minus_1e9"]["float32"]["max_weight_on_fully_masked_rows"] > 0   # uniform, not zero
 
 
+@pytest.mark.slow  # two quick runs and a kill: ~45 s; resume is covered in the default suite by tests/experiments/test_resume.py
 def test_sigkill_then_resume_gives_the_uninterrupted_results(quick_run, tmp_path, xla_cache):
     straight, _ = quick_run
     killed = tmp_path / "killed"

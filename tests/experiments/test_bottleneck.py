@@ -49,6 +49,7 @@ def test_quick_run_writes_every_output(quick_run):
     assert set(summary["headline"]) == {f"{t}_{d}" for t in QUICK.tasks for d in ("greedy", "beam")}
 
 
+@pytest.mark.slow  # two quick runs and a kill: ~30 s; resume is covered in the default suite by tests/experiments/test_resume.py
 def test_sigkill_then_resume_gives_the_uninterrupted_results(quick_run, tmp_path, xla_cache):
     straight, _ = quick_run
     killed, cache = tmp_path / "killed", xla_cache("bottleneck")

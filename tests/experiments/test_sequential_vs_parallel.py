@@ -80,6 +80,7 @@ def test_the_markdown_table_lists_every_form_and_length(quick_run_dir):
         svp.markdown_table(summary, "backward")
 
 
+@pytest.mark.slow  # two quick runs and a kill: ~20 s; resume is covered in the default suite by tests/experiments/test_resume.py
 def test_sigkill_then_resume_gives_the_same_measurements(tmp_path, xla_cache):
     """Killed after a checkpoint inside the second length and resumed: the same set of
     measurements, memory analysis and statuses as an uninterrupted run of the same config; only

@@ -101,6 +101,7 @@ def test_jacfwd_equals_jacrev_on_the_outputs():
     chex.assert_trees_all_close(jax.jacfwd(f)(xs), jax.jacrev(f)(xs), **TOL)
 
 
+@pytest.mark.slow  # float64 numerical gradients of the whole scan: ~25 s; the default suite checks the rule against autodiff
 def test_check_grads_float64():
     """Finite differences in float64 on the fused function itself (both modes, order 2)."""
     with jax.enable_x64(True):

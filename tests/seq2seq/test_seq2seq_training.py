@@ -6,6 +6,7 @@ greedy decoding and beam search (seqjax.decoding on the model's step function) r
 sources.
 """
 
+import pytest
 import numpy as np
 import optax
 import jax
@@ -33,6 +34,7 @@ def reversal_batch(rng: np.random.Generator, batch: int):
     return src, lengths.astype(np.int32), tgt_in, tgt_out, np.arange(LENGTH + 1) <= lengths[:, None]
 
 
+@pytest.mark.slow  # trains to convergence: ~30 s
 def test_attention_model_learns_reversal_and_decodes_it():
     """Training lowers the loss; then the model's step function in the generic decoders: greedy
     decoding and beam search from BOS reverse held-out sources, and one beam equals greedy."""

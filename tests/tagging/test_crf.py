@@ -26,7 +26,7 @@ def _brute_score(params, e, tags):
     return s + sum(p["transitions"][a, b] for a, b in zip(tags[:-1], tags[1:]))
 
 
-@pytest.mark.parametrize("t, k, length", [(1, 3, 1), (5, 3, 5), (6, 3, 4)])
+@pytest.mark.parametrize("t, k, length", [(1, 3, 1), (5, 3, 5), pytest.param(6, 3, 4, marks=pytest.mark.slow)])
 def test_partition_likelihood_and_viterbi_equal_brute_force(t, k, length):
     params, e = _random(jax.random.key(t * 10 + k), t, k)
     e = e.at[length:].set(1e3)   # padding must not matter, however large

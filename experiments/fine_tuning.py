@@ -127,7 +127,7 @@ class Config:
     words_per_passage: int = option(30, "words per passage")
     test_fraction: float = option(0.2, "the fraction of each article's passages (its end) held out for testing")
     methods: tuple[str, ...] = option(METHODS, "fine-tuning methods: " + ", ".join(METHODS))
-    steps: int = option(300, "optimiser steps per method")
+    steps: int = option(200, "optimiser steps per method")
     batch_size: int = option(32, "passages per step")
     learning_rate: float = option(3e-4, "peak learning rate of full and scratch")
     peft_learning_rate: float = option(3e-3, "peak learning rate of probe, LoRA, adapters, BitFit")
@@ -136,7 +136,7 @@ class Config:
     teacher: str = option("full", "the method whose fine-tuned model teaches the students")
     students: tuple[str, ...] = option(STUDENTS, "students: " + ", ".join(STUDENTS) + " (none: no distillation)")
     label_baselines: bool = option(True, "also train every student on the labels alone")
-    student_steps: int = option(600, "optimiser steps per student")
+    student_steps: int = option(400, "optimiser steps per student")
     student_learning_rate: float = option(2e-3, "peak learning rate of the students")
     student_embed: int = option(64, "BiLSTM student: embedding width")
     student_hidden: int = option(64, "BiLSTM student: LSTM width per direction (and of its ReLU layer)")
@@ -215,7 +215,8 @@ def encoder(config: Config, run_dir: RunDir) -> tuple[Any, dict[str, Any]]:
     if loaded.kind != "bert_mlm":
         raise ValueError(f"pretrained must be a BERT (kind bert_mlm) saved by pretrain_tiny --model bert; "
                          f"{directory} holds kind {loaded.kind!r}.")
-    described: dict[str, Any] = {"path": str(directory), "config": dataclasses.asdict(loaded.config),
+    inside = directory.is_relative_to(run_dir.path)
+    described: dict[str, Any] = {"path": str(directory.relative_to(run_dir.path)) if inside else str(directory), "config": dataclasses.asdict(loaded.config),
                                  "held_out_mlm": loaded.info.get("held_out_scores")}
     metrics = run_path / "metrics.json"
     saved_config = run_path / "config.json"

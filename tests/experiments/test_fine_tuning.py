@@ -111,12 +111,13 @@ def test_bilstm_student_ignores_padding_and_reads_both_directions():
     params = ft.bilstm_init(jax.random.key(0), V, K, 6, 5)
     ids = jnp.array([[5, 6, 7, 0, 0], [8, 9, 10, 11, 12]])
     lengths = jnp.array([3, 5])
-    out = ft.bilstm_logits(params, ids, lengths)
-    np.testing.assert_allclose(ft.bilstm_logits(params, ids[:1, :3], lengths[:1])[0], out[0], rtol=1e-5, atol=1e-6)
+    logits = jax.jit(ft.bilstm_logits)
+    out = logits(params, ids, lengths)
+    np.testing.assert_allclose(logits(params, ids[:1, :3], lengths[:1])[0], out[0], rtol=1e-5, atol=1e-6)
     # the first token matters (the backward state after it), and so does the last
     for pos in (0, 4):
         changed = ids.at[1, pos].set(20)
-        assert float(jnp.abs(ft.bilstm_logits(params, changed, lengths)[1] - out[1]).max()) > 1e-6
+        assert float(jnp.abs(logits(params, changed, lengths)[1] - out[1]).max()) > 1e-6
 
 
 def test_config_refuses_bad_values():
@@ -130,6 +131,7 @@ def test_config_refuses_bad_values():
         ft.Config(distill_alpha=1.5)
 
 
+@pytest.mark.slow  # the --quick run pretrains its encoder first: over the default suite's budget
 def test_quick_run_writes_every_output_and_its_numbers_hold_together(quick_run):
     out, summary = quick_run
     for name in ("config.json", "run.json", "metrics.jsonl", "metrics.json", "methods.png", "distillation.png",

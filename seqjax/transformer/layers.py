@@ -54,6 +54,7 @@ from seqjax.attention.masks import causal_mask, combine_masks
 from seqjax.attention.multi_head import output_projection, project_qkv, project_queries
 from seqjax.attention.positional import apply_rope
 from seqjax.primitives import split_key
+from seqjax.transformer.adapter import adapted
 from seqjax.transformer.cache import (
     Cache,
     attention_sizes,
@@ -155,9 +156,11 @@ def encoder_layer_body(spec, params, x, *, mask, bias, cache, layer, dropout_key
     {"self": [b, h, t, s]}`` the pre-dropout weights (unused ones cost nothing under ``jax.jit``)."""
     k_att, k_res1, k_act, k_res2 = split_key(dropout_key, 4)
     res = _residual_options(spec)
-    x, (cache, w_self) = residual(x, lambda h: _self_attention(spec, params["self_attn"], h, mask, bias, cache, layer, k_att),
-                        params["norm_1"], dropout_key=k_res1, has_aux=True, **res)
-    x = residual(x, _ffn(spec, params["ffn"], k_act), params["norm_2"], dropout_key=k_res2, **res)
+    attn = adapted(lambda h: _self_attention(spec, params["self_attn"], h, mask, bias, cache, layer, k_att), params,
+                   "adapter_attn", has_aux=True)  # Houlsby et al. adapters, where the layer holds them
+    x, (cache, w_self) = residual(x, attn, params["norm_1"], dropout_key=k_res1, has_aux=True, **res)
+    x = residual(x, adapted(_ffn(spec, params["ffn"], k_act), params, "adapter_ffn"), params["norm_2"],
+                 dropout_key=k_res2, **res)
     return cache, x, {"self": w_self}
 
 

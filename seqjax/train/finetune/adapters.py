@@ -17,23 +17,16 @@ step 0 (``zero_up=True`` makes the up-projection exactly zero, so the model is u
 fine-tuning the adapters, the LayerNorm parameters and the task head train; the rest is frozen
 (:func:`adapter_trainable_mask`). Per adapter ``2 d m + d + m`` parameters.
 
-Hook needed in the transformer layers
+The hook in the transformer layers
     An adapter changes the layer's forward pass, so unlike LoRA it cannot be a transformation of
-    the weights. :func:`with_adapter` is the transformation of a sublayer function (``h -> y`` or
-    ``h -> (y, aux)``) that the layer's residual wraps; the layers of
-    :mod:`seqjax.transformer.layers` need to apply it when a layer's parameters hold the keys
-    that :func:`insert_adapters` adds (``"adapter_attn"``, ``"adapter_ffn"``), i.e. in
-    ``encoder_layer_body`` (and ``decoder_layer_body``, with ``"adapter_cross"``)::
-
-        attn = lambda h: _self_attention(...)
-        if "adapter_attn" in params: attn = with_adapter(attn, params["adapter_attn"], has_aux=True)
-        ffn = _ffn(...)
-        if "adapter_ffn" in params:  ffn = with_adapter(ffn, params["adapter_ffn"])
-
-    plus the parameter-key checks (``layout.require_keys``) accepting the optional keys, and a
-    pure forward of the NNX models over a given parameter tree (``gpt_forward`` exists; BERT
-    needs one) so that a tree with adapters can be run without new NNX variables. Both stacks
-    (loop and scan) then carry the adapters with the layers unchanged.
+    the weights. :func:`with_adapter` (in :mod:`seqjax.transformer.adapter`, re-exported here) is
+    the transformation of a sublayer function (``h -> y`` or ``h -> (y, aux)``) that the layer's
+    residual wraps; the encoder layer (``encoder_layer_body``: BERT, GPT and the encoder stacks,
+    loop and scan) applies it when a layer's parameters hold the keys that
+    :func:`insert_adapters` adds (``"adapter_attn"``, ``"adapter_ffn"``). An NNX model takes
+    them by replacing its stack's parameters: ``model.bert.encoder.stack =
+    as_params(insert_adapters(key, model.bert.encoder.pure_params(), m))``. The decoder layer
+    does not apply adapters yet.
 
 Example::
 
@@ -50,19 +43,16 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 
 from seqjax import _checks
-from seqjax.primitives import dense
 from seqjax.train.finetune.patterns import match_mask
 from seqjax.train.optim import path_str
-from seqjax.transformer.spec import ACTIVATIONS
+from seqjax.transformer.adapter import ADAPTER_KEYS, SLOTS, adapter, with_adapter  # noqa: F401 (re-exported)
 
-ADAPTER_KEYS = ("w_down", "b_down", "w_up", "b_up")
-SLOTS = ("adapter_attn", "adapter_ffn")
 
 
 def adapter_init(key: jax.Array, d_model: int, bottleneck: int, *, init_std: float = 1e-2,
@@ -84,34 +74,6 @@ def adapter_init(key: jax.Array, d_model: int, bottleneck: int, *, init_std: flo
         "w_up": jnp.zeros((*lead, bottleneck, d_model), dtype) if zero_up else normal(k_up, (bottleneck, d_model)),
         "b_up": jnp.zeros((*lead, d_model), dtype),
     }
-
-
-def adapter(params: Mapping[str, jax.Array], h: jax.Array, *, activation: str = "gelu") -> jax.Array:
-    """``h + act(h W_down + b_down) W_up + b_up`` on ``h`` ``[..., d]`` (computed in ``h``'s dtype)."""
-    missing = [k for k in ADAPTER_KEYS if k not in params]
-    if missing:
-        raise ValueError(f"adapter params lack {missing}; expected the keys {ADAPTER_KEYS} (adapter_init).")
-    _checks.choice("activation", activation, tuple(ACTIVATIONS))
-    h = _checks.floating_array("h", h, ndim=tuple(range(1, 6)), layout="[..., features]")
-    _checks.feature_size("h", h, params["w_down"].shape[-2])
-    z = ACTIVATIONS[activation](dense(h, params["w_down"], params["b_down"]))
-    return h + dense(z, params["w_up"], params["b_up"])
-
-
-def with_adapter(sublayer: Callable, params: Mapping[str, jax.Array], *, activation: str = "gelu",
-                 has_aux: bool = False) -> Callable:
-    """``h -> Adapter(sublayer(h))``: the sublayer with an adapter on its output, to be wrapped by
-    the residual (``LN(x + Adapter(Sublayer(x)))``). With ``has_aux`` the sublayer returns
-    ``(y, aux)`` (the self-attention's KV cache) and so does the result."""
-
-    def adapted(h):
-        out = sublayer(h)
-        if has_aux:
-            y, aux = out
-            return adapter(params, y, activation=activation), aux
-        return adapter(params, out, activation=activation)
-
-    return adapted
 
 
 def insert_adapters(key: jax.Array, stack: dict, bottleneck: int, *, slots: tuple[str, ...] = SLOTS,

@@ -87,9 +87,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
-from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import jax
@@ -112,7 +110,7 @@ from seqjax.train import cross_entropy, make_train_step, warmup_cosine_decay
 from seqjax.train.finetune.adapters import insert_adapters
 from seqjax.train.finetune.distillation import distillation_loss, logit_distillation_loss
 from seqjax.train.finetune.methods import prepare
-from seqjax.train.step import module_loss, split_params
+from seqjax.train.step import split_params
 from seqjax.transformer import init_weights
 
 NAME = "fine_tuning"

@@ -6,7 +6,7 @@ computed bytes on every device). Not a test; the numbers in the README come from
 
     XLA_FLAGS=--xla_force_host_platform_device_count=8 JAX_PLATFORMS=cpu python tests/train/mesh_memory.py
 """
-import json, jax
+import jax
 from flax import nnx
 from jax.sharding import AbstractMesh
 from seqjax.nn import GPT2Config, GPTLanguageModel

@@ -9,7 +9,6 @@ and every run (1 device and meshes) uses the same flags, so the comparison is un
 """
 
 import json
-import math
 import os
 import subprocess
 import sys

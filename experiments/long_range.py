@@ -37,6 +37,24 @@ How
     eagerly, outside the jitted step, in chunks, from keys that depend on the task and lag only:
     every model sees exactly the same training sequences (and the same test set).
 
+The ``paper`` preset (``--preset paper``)
+    The lengths and budgets of the papers: adding ``T`` in (100, 200, 500, 1000), copy lags
+    ``L`` in (10, 20, 50, 100), hidden 128, up to 20000 Adam steps per run (Le et al. 2015 and
+    Arjovsky et al. 2016 trained 10^4 - 10^5), a constant learning rate 1e-3 (the rate of
+    Arjovsky et al. 2016, who used RMSProp; Adam here, as in every preset) with global-norm
+    clipping at 1, batch 64, and the initialisations known to matter for the LSTM: the chrono
+    initialisation of Tallec & Ollivier 2018 (``chrono_models``: ``b_f ~ log U[1, T_max - 1]``,
+    ``b_i = -b_f``, ``T_max`` the sequence length; :func:`seqjax.cells.base.chrono_bias`) and
+    orthogonal recurrent blocks (``orthogonal_models``). Each length is trained from scratch (no
+    curriculum). The test set (500 sequences) is evaluated every ``eval_every`` (250) steps and
+    with ``early_stop`` a run stops at the first evaluation that meets the criterion: its step is
+    ``steps_to_solve`` (to within ``eval_every``). The sweep runs the shortest adding length and
+    copy lag first (``sweep_order = length``), and with ``skip_after_failure`` a model that failed
+    a task at one length within the budget is not run at the longer ones (recorded under
+    ``skipped_after_failure`` as "failed at <lag>": an inference from the shorter run, not a
+    measurement). ``metrics.json["longest_solved"]`` (printed as the second table) gives per
+    model the longest ``T`` and ``L`` solved with the steps it took.
+
 Why
     This replaces the "Long-range dependencies" demo of the notebook *Introduction to Sequence
     Modeling - Interactive Notebook*, which runs no model: it *simulates* RNN accuracy as ``0.95 * 0.8^(d/5)`` and attention as ``0.95 - 0.01 d/10`` and
@@ -87,12 +105,13 @@ Run::
 
     python -m experiments.long_range                    # default: 4 adding lengths, 4 copy lags
     python -m experiments.long_range --preset readme    # the headline, a few minutes on a CPU
+    python -m experiments.long_range --preset paper     # the papers' lengths and budgets: many hours
     python -m experiments.long_range --quick            # seconds; used by the tests
     python -m experiments.long_range --resume RUN_DIR   # continue a stopped or killed run
     python -m experiments.long_range --help             # every config field is a flag
 
-``--preset readme`` replaces some defaults (see ``PRESETS``); explicit flags still win over it,
-as they do over ``--quick``.
+``--preset readme`` and ``--preset paper`` replace some defaults (see ``PRESETS``); explicit
+flags still win over them, as they do over ``--quick``.
 
 Resuming: every ``checkpoint_every`` steps (counted over the whole sweep) the run saves the
 current model's parameters and Adam state, its position in the sweep, the metrics so far and
@@ -104,7 +123,8 @@ stopped (every batch is a function of the seed, task, lag and step; wall-clock n
 Outputs (``runs/long_range/<UTC timestamp>/`` or ``--out``): ``config.json``, ``run.json``,
 ``metrics.jsonl`` (training loss and gradient norm per step, and every evaluation, per model,
 task and lag), ``metrics.json`` (the table: per task, model and lag the final test metric, its
-baseline, solved or not and steps; wall and compile times under ``timings``), ``long_range.png``
+baseline, solved or not and steps trained (with early stopping also ``steps_to_solve``); the
+longest lag solved per model; wall and compile times under ``timings``), ``long_range.png``
 (test metric against lag, one line per model, baselines drawn), ``training_curves.png``
 (training loss and test metric against step) and ``checkpoints/``.
 """

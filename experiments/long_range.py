@@ -133,8 +133,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import jax
@@ -147,7 +151,17 @@ from seqjax.attention.positional import sinusoidal_table
 from seqjax.cells import elman, gru, lstm, min_gru
 from seqjax.data import COPY_VOCAB, adding_baseline_mse, adding_problem, copy_baseline, copy_memory
 from seqjax.data.synthetic import COPY_SYMBOLS
-from seqjax.experiment import RunCheckpoints, RunDir, environment, option, parse, progress, run_experiment
+from seqjax.experiment import (
+    RunCheckpoints,
+    RunDir,
+    config_from_json,
+    environment,
+    option,
+    parse,
+    progress,
+    run_experiment,
+)
+from seqjax.experiment.lossless_json import decode
 from seqjax.recurrence import rnn
 from seqjax.train import (
     clip_by_global_norm,
@@ -157,6 +171,7 @@ from seqjax.train import (
     mse,
     warmup_cosine_decay,
 )
+from seqjax.train.checkpoint import Checkpointer
 from seqjax.transformer import TransformerSpec, encoder_stack, encoder_stack_init
 
 NAME = "long_range"
@@ -725,11 +740,23 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
         bar.close()
         runtime_s, sessions = ckpt.elapsed_s(), ckpt.sessions
 
+    summary, curves, timings = collect(sweep["finished"], runs, skipped, config)
+    summary["environment"] = environment()
+    summary["timings"] = {"runtime_s": round(runtime_s, 1), "sessions": sessions, "runs": timings}
+    run_dir.save_figure(plot_results(summary["results"], config), "long_range")
+    run_dir.save_figure(plot_curves(curves, config), "training_curves")
+    return summary
+
+
+def collect(finished: list, runs: list, skipped: dict, config: Config) -> tuple[dict, dict, dict]:
+    """``(summary, curves, timings)`` of the finished runs (``finished[i]`` is ``runs[i]``'s; a
+    prefix of the sweep when the run is still going): the summary without environment and
+    timings, the training curves ``{task: {model: {lag: ...}}}`` and the per-run timings."""
     results = {t: {m: {} for m in config.models} for t in config.tasks}
     curves = {t: {m: {} for m in config.models} for t in config.tasks}
     timings = {t: {m: {} for m in config.models} for t in config.tasks}
     after_failure = {}
-    for (task, lag, model), done in zip(runs, sweep["finished"]):
+    for (task, lag, model), done in zip(runs, finished):
         if "skipped" in done:
             after_failure.setdefault(task, {}).setdefault(model, {})[str(lag)] = done["skipped"]
             continue
@@ -746,11 +773,48 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
         # {task: {model: {lag: "failed at <shorter lag>"}}}: not run, the model having failed a
         # shorter lag of the task within the budget (an inference, not a measurement).
         summary["skipped_after_failure"] = after_failure
-    summary["environment"] = environment()
-    summary["timings"] = {"runtime_s": round(runtime_s, 1), "sessions": sessions, "runs": timings}
-    run_dir.save_figure(plot_results(results, config), "long_range")
-    run_dir.save_figure(plot_curves(curves, config), "training_curves")
-    return summary
+    return summary, curves, timings
+
+
+def progress_report(path: str | Path) -> str:
+    """The tables of a run still going (or stopped), from its latest checkpoint: the finished
+    runs as :func:`format_table` prints them, then the run in progress and its latest test
+    metric. Reads a copy of the checkpoint's metadata (the live run's directory is not touched).
+
+    Example (the paper run, from a shell)::
+
+        python -c "from experiments.long_range import progress_report as p; print(p('/work/runs/long_range_paper'))"
+    """
+    path = Path(path)
+    directory = path / "checkpoints"
+    steps = sorted(int(d.name) for d in directory.iterdir()
+                   if d.name.isdigit() and (d / "seqjax_manifest.json").is_file()) if directory.is_dir() else []
+    if not steps:
+        raise ValueError(f"progress_report: {directory} holds no whole checkpoint yet; expected a run directory with one.")
+    config = config_from_json(Config, json.loads((path / "config.json").read_text()))
+    with tempfile.TemporaryDirectory() as tmp:  # a copy: a live run may save (and prune) meanwhile
+        copy = Path(tmp) / "checkpoints"
+        shutil.copytree(directory / str(steps[-1]), copy / str(steps[-1]))
+        checkpointer = Checkpointer(copy, save_every=1, max_to_keep=2)
+        try:
+            extra = checkpointer.restore_metadata(steps[-1]).extra
+        finally:
+            checkpointer.close()
+    sweep = decode(extra["progress"])
+    runs, skipped = plan(config)
+    summary, _, timings = collect(sweep["finished"], runs, skipped, config)
+    summary["timings"] = {"runs": timings}
+    lines = [f"{len(sweep['finished'])} of {len(runs)} runs finished (checkpoint at sweep step "
+             f"{steps[-1]}, {extra['elapsed_s'] / 3600:.2f} h of work, {extra['sessions']} session(s))",
+             format_table(summary)]
+    current = sweep["current"]
+    if current is not None and current["run"] < len(runs):
+        task, lag, model = runs[current["run"]]
+        last = current["evals"][-1] if current["evals"] else {}
+        metric = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step")
+        lines.append(f"in progress: {model} {task} {lag}, step {current['step']} of {config.steps}"
+                     + (f"; test at step {last['step']}: {metric}" if last else ""))
+    return "\n".join(lines)
 
 
 def summarise(results: dict, config: Config) -> dict[str, Any]:

@@ -161,6 +161,12 @@ def test_early_stop_at_the_first_solved_evaluation(straight):
     assert f"{max(solved_adding)} ({adding[str(max(solved_adding))]['steps_to_solve']} steps)" in table
     for name in ("long_range.png", "training_curves.png"):
         assert (run.path / name).read_bytes()[:4] == b"\x89PNG"
+    # The report from the final checkpoint has the same tables (the wall times aside).
+    report = lr.progress_report(run.path)
+    assert report.startswith("3 of 3 runs finished") and "in progress" not in report
+    assert table in report  # the same finished records, wall times included
+    with pytest.raises(ValueError, match="no whole checkpoint"):
+        lr.progress_report(run.path / "checkpoints")
 
 
 class _Killed(Exception):
@@ -187,6 +193,10 @@ def test_a_run_killed_at_its_early_stop_resumes_to_the_same_results(straight, tm
     with pytest.raises(_Killed):
         lr.run(TINY, killed)
     monkeypatch.undo()
+    # What the report of a stopped run shows: nothing finished, the LSTM stopped at `stop`.
+    report = lr.progress_report(killed.path)
+    assert report.startswith(f"0 of 3 runs finished (checkpoint at sweep step {stop},")
+    assert f"in progress: lstm adding 6, step {stop} of {TINY.steps}; test at step {stop}: loss" in report
     resumed = lr.run(TINY, RunDir.open(killed.path))
     assert resumed["timings"]["sessions"] == 2
     assert _without_timings(resumed) == _without_timings(summary)

@@ -339,7 +339,7 @@ class Config:
             )
         if self.steps % self.chunk:
             raise ValueError(f"chunk ({self.chunk}) must divide steps ({self.steps}).")
-        if self.eval_points > self.steps:
+        if self.eval_every is None and self.eval_points > self.steps:
             raise ValueError(f"eval_points ({self.eval_points}) must not exceed steps ({self.steps}).")
         if self.eval_every is not None and not 1 <= self.eval_every <= self.steps:
             raise ValueError(f"eval_every must lie in [1, steps = {self.steps}] or be none; got {self.eval_every}.")

@@ -77,6 +77,10 @@ def test_bad_paper_options_are_value_errors():
         dataclasses.replace(TINY, chrono_models=("elman",))
     with pytest.raises(ValueError, match="orthogonal_models must be a subset"):
         dataclasses.replace(TINY, orthogonal_models=("min_gru",))
+    # eval_points is not used with eval_every, so it may exceed a short budget.
+    assert dataclasses.replace(TINY, steps=6, chunk=6, eval_every=3, eval_points=10).eval_points == 10
+    with pytest.raises(ValueError, match="eval_points"):
+        dataclasses.replace(TINY, steps=6, chunk=6, eval_every=None, early_stop=False, eval_points=10)
 
 
 def test_failed_before_skips_longer_lags_of_the_same_task_and_model():

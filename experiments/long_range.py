@@ -37,6 +37,24 @@ How
     eagerly, outside the jitted step, in chunks, from keys that depend on the task and lag only:
     every model sees exactly the same training sequences (and the same test set).
 
+The ``paper`` preset (``--preset paper``)
+    The lengths and budgets of the papers: adding ``T`` in (100, 200, 500, 1000), copy lags
+    ``L`` in (10, 20, 50, 100), hidden 128, up to 20000 Adam steps per run (Le et al. 2015 and
+    Arjovsky et al. 2016 trained 10^4 - 10^5), a constant learning rate 1e-3 (the rate of
+    Arjovsky et al. 2016, who used RMSProp; Adam here, as in every preset) with global-norm
+    clipping at 1, batch 64, and the initialisations known to matter for the LSTM: the chrono
+    initialisation of Tallec & Ollivier 2018 (``chrono_models``: ``b_f ~ log U[1, T_max - 1]``,
+    ``b_i = -b_f``, ``T_max`` the sequence length; :func:`seqjax.cells.base.chrono_bias`) and
+    orthogonal recurrent blocks (``orthogonal_models``). Each length is trained from scratch (no
+    curriculum). The test set (500 sequences) is evaluated every ``eval_every`` (250) steps and
+    with ``early_stop`` a run stops at the first evaluation that meets the criterion: its step is
+    ``steps_to_solve`` (to within ``eval_every``). The sweep runs the shortest adding length and
+    copy lag first (``sweep_order = length``), and with ``skip_after_failure`` a model that failed
+    a task at one length within the budget is not run at the longer ones (recorded under
+    ``skipped_after_failure`` as "failed at <lag>": an inference from the shorter run, not a
+    measurement). ``metrics.json["longest_solved"]`` (printed as the second table) gives per
+    model the longest ``T`` and ``L`` solved with the steps it took.
+
 Why
     This replaces the "Long-range dependencies" demo of the notebook *Introduction to Sequence
     Modeling - Interactive Notebook*, which runs no model: it *simulates* RNN accuracy as ``0.95 * 0.8^(d/5)`` and attention as ``0.95 - 0.01 d/10`` and
@@ -87,12 +105,13 @@ Run::
 
     python -m experiments.long_range                    # default: 4 adding lengths, 4 copy lags
     python -m experiments.long_range --preset readme    # the headline, a few minutes on a CPU
+    python -m experiments.long_range --preset paper     # the papers' lengths and budgets: many hours
     python -m experiments.long_range --quick            # seconds; used by the tests
     python -m experiments.long_range --resume RUN_DIR   # continue a stopped or killed run
     python -m experiments.long_range --help             # every config field is a flag
 
-``--preset readme`` replaces some defaults (see ``PRESETS``); explicit flags still win over it,
-as they do over ``--quick``.
+``--preset readme`` and ``--preset paper`` replace some defaults (see ``PRESETS``); explicit
+flags still win over them, as they do over ``--quick``.
 
 Resuming: every ``checkpoint_every`` steps (counted over the whole sweep) the run saves the
 current model's parameters and Adam state, its position in the sweep, the metrics so far and
@@ -104,7 +123,8 @@ stopped (every batch is a function of the seed, task, lag and step; wall-clock n
 Outputs (``runs/long_range/<UTC timestamp>/`` or ``--out``): ``config.json``, ``run.json``,
 ``metrics.jsonl`` (training loss and gradient norm per step, and every evaluation, per model,
 task and lag), ``metrics.json`` (the table: per task, model and lag the final test metric, its
-baseline, solved or not and steps; wall and compile times under ``timings``), ``long_range.png``
+baseline, solved or not and steps trained (with early stopping also ``steps_to_solve``); the
+longest lag solved per model; wall and compile times under ``timings``), ``long_range.png``
 (test metric against lag, one line per model, baselines drawn), ``training_curves.png``
 (training loss and test metric against step) and ``checkpoints/``.
 """
@@ -113,8 +133,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import jax
@@ -127,7 +151,17 @@ from seqjax.attention.positional import sinusoidal_table
 from seqjax.cells import elman, gru, lstm, min_gru
 from seqjax.data import COPY_VOCAB, adding_baseline_mse, adding_problem, copy_baseline, copy_memory
 from seqjax.data.synthetic import COPY_SYMBOLS
-from seqjax.experiment import RunCheckpoints, RunDir, environment, option, parse, progress, run_experiment
+from seqjax.experiment import (
+    RunCheckpoints,
+    RunDir,
+    config_from_json,
+    environment,
+    option,
+    parse,
+    progress,
+    run_experiment,
+)
+from seqjax.experiment.lossless_json import decode
 from seqjax.recurrence import rnn
 from seqjax.train import (
     clip_by_global_norm,
@@ -137,11 +171,14 @@ from seqjax.train import (
     mse,
     warmup_cosine_decay,
 )
+from seqjax.train.checkpoint import Checkpointer
 from seqjax.transformer import TransformerSpec, encoder_stack, encoder_stack_init
 
 NAME = "long_range"
 MODELS = ("elman", "lstm", "gru", "min_gru", "transformer")
 RECURRENT = ("elman", "lstm", "gru", "min_gru")
+CHRONO = ("lstm", "gru")  # the cells with a chrono initialisation
+ORTHOGONAL = ("elman", "lstm", "gru")  # the cells with a recurrent matrix
 TASKS = ("adding", "copy")
 TITLES = {"elman": "Elman RNN (tanh)", "lstm": "LSTM", "gru": "GRU", "min_gru": "minGRU",
           "transformer": "Transformer (causal)"}
@@ -157,6 +194,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         "models": ("elman", "lstm", "gru", "min_gru"),
         "adding_lengths": (50, 100),
         "copy_lags": (20,),
+    },
+    # --preset paper: the lengths and budgets of the papers (Le et al. 2015 and Arjovsky et al.
+    # 2016 trained 10^4-10^5 steps), the initialisations known to matter (chrono LSTM with
+    # orthogonal recurrent blocks), a constant Adam rate with clipping, and a stop at "solved".
+    # Hours on a CPU (it resumes with --resume).
+    "paper": {
+        "models": ("elman", "lstm", "gru", "min_gru"),
+        "adding_lengths": (100, 200, 500, 1000),
+        "copy_lags": (10, 20, 50, 100),
+        "hidden": 128,
+        "steps": 20000,
+        "learning_rate": 1e-3,
+        "schedule": "constant",
+        "clip_norm": 1.0,
+        "chrono_models": ("lstm",),
+        "orthogonal_models": ("lstm",),
+        "eval_batch": 500,
+        "eval_every": 250,
+        "chunk": 250,
+        "early_stop": True,
+        "skip_after_failure": True,
+        "sweep_order": "length",
+        "checkpoint_every": 500,
     },
 }
 
@@ -184,9 +244,12 @@ class Config:
         "warmup_steps": 2,
     }
 
-    preset: Literal["full", "readme"] = option(
+    preset: Literal["full", "readme", "paper"] = option(
         "full", "full: the defaults below; readme (the README's command, minutes on a CPU): "
         + "; ".join(f"{k}={','.join(map(str, v))}" for k, v in PRESETS["readme"].items())
+        + "; paper (the papers' lengths and budgets, early stop at solved; hours): "
+        + "; ".join(f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
+                    for k, v in PRESETS["paper"].items())
         + " (explicit flags win)"
     )
     models: tuple[str, ...] = option(MODELS, "models: elman (tanh), lstm, gru, min_gru, transformer")
@@ -210,9 +273,34 @@ class Config:
     )
     warmup_steps: int = option(100, "linear warmup steps (cosine schedule only)")
     clip_norm: float = option(1.0, "clip gradients to this global norm")
-    forget_bias: float = option(1.0, "LSTM forget-gate bias at initialisation")
+    forget_bias: float = option(1.0, "LSTM forget-gate bias at initialisation (unless chrono)")
+    chrono_models: tuple[str, ...] = option(
+        (), "models (lstm, gru) given the chrono initialisation of Tallec & Ollivier 2018 with "
+        "T_max = the sequence length: LSTM b_f ~ log U[1, T_max - 1], b_i = -b_f; GRU update-gate "
+        "bias b_z ~ log U[1, T_max - 1] (empty: none)"
+    )
+    orthogonal_models: tuple[str, ...] = option(
+        (), "recurrent models (elman, lstm, gru) whose recurrent weights start orthogonal (one "
+        "orthogonal block per gate, spectral radius 1) instead of U(+-1/sqrt(h)) (empty: none)"
+    )
     eval_batch: int = option(1000, "held-out test sequences per task and lag")
     eval_points: int = option(10, "test evaluations during training (the last one at the end)")
+    eval_every: int | None = option(
+        None, "evaluate the test set every this many steps (and at the end) instead of at "
+        "eval_points evenly spaced steps (none: eval_points)"
+    )
+    early_stop: bool = option(
+        False, "stop a run at the first evaluation that meets the solved criterion (recorded as "
+        "steps_to_solve); otherwise every run trains all steps"
+    )
+    skip_after_failure: bool = option(
+        False, "skip a model's longer lags of a task once it failed to solve a shorter one "
+        "(recorded as skipped: failed at that lag)"
+    )
+    sweep_order: Literal["task", "length"] = option(
+        "task", "order of the runs: task (every adding length, then every copy lag) or length "
+        "(the shortest adding length and copy lag first, then the next ones: informative runs first)"
+    )
     chunk: int = option(50, "training steps whose batches are drawn at once (must divide steps)")
     adding_solved_mse: float = option(0.01, "adding problem solved: final test MSE below this")
     copy_solved_accuracy: float = option(0.9, "copy task solved: final recall accuracy at least this")
@@ -228,6 +316,10 @@ class Config:
             unknown = [v for v in values if v not in allowed]
             if not values or unknown or len(set(values)) != len(values):
                 raise ValueError(f"{name} must be a non-empty subset of {allowed} without repeats; got {values}.")
+        for name, allowed in (("chrono_models", CHRONO), ("orthogonal_models", ORTHOGONAL)):
+            values = getattr(self, name)
+            if any(v not in allowed for v in values) or len(set(values)) != len(values):
+                raise ValueError(f"{name} must be a subset of {allowed} without repeats; got {values}.")
         for name, low in (("adding_lengths", 2), ("copy_lags", 1)):
             values = getattr(self, name)
             if any(v < low for v in values) or len(set(values)) != len(values):
@@ -247,8 +339,12 @@ class Config:
             )
         if self.steps % self.chunk:
             raise ValueError(f"chunk ({self.chunk}) must divide steps ({self.steps}).")
-        if self.eval_points > self.steps:
+        if self.eval_every is None and self.eval_points > self.steps:
             raise ValueError(f"eval_points ({self.eval_points}) must not exceed steps ({self.steps}).")
+        if self.eval_every is not None and not 1 <= self.eval_every <= self.steps:
+            raise ValueError(f"eval_every must lie in [1, steps = {self.steps}] or be none; got {self.eval_every}.")
+        if self.early_stop and self.eval_every is None:
+            raise ValueError("early_stop needs eval_every (how often to test for solved); got eval_every none.")
         if self.schedule == "cosine" and not 0 <= self.warmup_steps < self.steps:
             raise ValueError(f"warmup_steps must lie in [0, steps); got {self.warmup_steps}.")
         if not (self.learning_rate > 0 and self.clip_norm > 0 and self.adding_solved_mse > 0):
@@ -302,14 +398,27 @@ def task_key(seed: int, task: str, lag: int, split: str) -> jax.Array:
 # --- models ---------------------------------------------------------------------------------
 
 
-def make_cell(model: str, config: Config):
-    return {"elman": lambda: elman("tanh"), "lstm": lambda: lstm(forget_bias=config.forget_bias),
-            "gru": gru, "min_gru": min_gru}[model]()
+def make_cell(model: str, config: Config, t_max: int | None = None):
+    """The cell of ``model`` with the config's initialisation: orthogonal recurrent blocks for
+    ``orthogonal_models``, and for ``chrono_models`` the chrono init with ``T_max = t_max`` (the
+    sequence length; the step function does not depend on either, so ``t_max`` may be None for
+    a cell used only to run)."""
+    scale = 1.0 if model in config.orthogonal_models else None
+    chrono = t_max if model in config.chrono_models else None
+    if model == "elman":
+        return elman("tanh", recurrent_scale=scale)
+    if model == "lstm":
+        return lstm(forget_bias=config.forget_bias, recurrent_scale=scale, chrono=chrono)
+    if model == "gru":
+        return gru(recurrent_scale=scale, chrono=chrono)
+    return min_gru()
 
 
-def init_model(model: str, key: jax.Array, in_features: int, out_features: int, config: Config) -> dict:
+def init_model(model: str, key: jax.Array, in_features: int, out_features: int, config: Config,
+               t_max: int | None = None) -> dict:
     """Parameters of ``model``: the body (a cell, or a projection + Transformer stack) and a
-    linear readout ``[width, out_features]`` (random, scaled by ``1/sqrt(width)``)."""
+    linear readout ``[width, out_features]`` (random, scaled by ``1/sqrt(width)``). ``t_max``:
+    the chrono initialisation's ``T_max`` (used by ``chrono_models`` only)."""
     k_body, k_out = jax.random.split(key)
     if model == "transformer":
         width = config.d_model
@@ -322,19 +431,29 @@ def init_model(model: str, key: jax.Array, in_features: int, out_features: int, 
         }
     else:
         width = config.hidden
-        body = {"cell": make_cell(model, config).init(k_body, in_features, width)}
+        if model in config.chrono_models and t_max is None:
+            raise ValueError(f"init_model: {model} is in chrono_models, so t_max is needed; got None.")
+        body = {"cell": make_cell(model, config, t_max).init(k_body, in_features, width)}
     readout = {"w": jax.random.normal(k_out, (width, out_features)) / math.sqrt(width),
                "b": jnp.zeros((out_features,))}
     return body | {"readout": readout}
 
 
+def chrono_t_max(model: str, task: str, lag: int, config: Config) -> int | None:
+    """The chrono ``T_max`` of ``model`` at this task and lag: the sequence length (the longest
+    dependency the task can have), or None when the model has no chrono init."""
+    return sequence_length(task, lag, config) if model in config.chrono_models else None
+
+
 @functools.lru_cache(maxsize=None)
-def initial_params(model: str, task: str, config: Config) -> dict:
+def initial_params(model: str, task: str, config: Config, t_max: int | None = None) -> dict:
     """The initial parameters of ``model`` for ``task``: their shapes do not depend on the lag,
-    so every lag starts from the same draw (and the initialisation is computed once)."""
+    so every lag starts from the same draw (and the initialisation is computed once); with a
+    chrono init (``t_max``, :func:`chrono_t_max`) the gate biases are drawn for the lag's
+    ``T_max``, from the same key."""
     in_features, out_features = (2, 1) if task == "adding" else (COPY_VOCAB, COPY_VOCAB)
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), 100), MODELS.index(model))
-    return init_model(model, key, in_features, out_features, config)
+    return init_model(model, key, in_features, out_features, config, t_max)
 
 
 def make_features(model: str, config: Config) -> Callable[[dict, jax.Array], jax.Array]:
@@ -349,7 +468,7 @@ def make_features(model: str, config: Config) -> Callable[[dict, jax.Array], jax
             return encoder_stack(spec, params["stack"], x)  # the spec adds the causal mask
 
         return transformer_features
-    cell = make_cell(model, config)
+    cell = make_cell(model, config)  # to run: the step does not depend on the init options
 
     def recurrent_features(params, xs):
         return rnn(cell, params["cell"], xs)  # the outputs h_t (for the LSTM, not c_t)
@@ -404,22 +523,58 @@ def count_params(params: Any) -> int:
 
 def eval_steps(config: Config) -> list[int]:
     """Steps (counted after the update, 1-based) at which the test set is evaluated: evenly
-    spaced, the last one at ``steps``."""
+    spaced, the last one at ``steps``; with ``eval_every``, every ``eval_every`` steps and
+    ``steps``."""
+    if config.eval_every is not None:
+        return sorted(set(range(config.eval_every, config.steps + 1, config.eval_every)) | {config.steps})
     return sorted({round(config.steps * (i + 1) / config.eval_points) for i in range(config.eval_points)})
 
 
+def is_solved(task: str, result: dict, config: Config) -> bool:
+    """Whether a test evaluation meets the task's criterion: adding MSE below
+    ``adding_solved_mse``, copy recall accuracy at least ``copy_solved_accuracy``."""
+    if task == "adding":
+        return bool(math.isfinite(result["loss"]) and result["loss"] < config.adding_solved_mse)
+    return bool(result["recall_accuracy"] >= config.copy_solved_accuracy)
+
+
+def sweep_pairs(config: Config) -> list[tuple[str, int]]:
+    """The ``(task, lag)`` pairs in the order of ``sweep_order``: ``task`` (every lag of the
+    first task, then the next task) or ``length`` (the first lag of every task, then the second
+    ones, ...)."""
+    if config.sweep_order == "task":
+        return [(task, lag) for task in config.tasks for lag in config.lags(task)]
+    depth = max(len(config.lags(task)) for task in config.tasks)
+    return [(task, config.lags(task)[i]) for i in range(depth) for task in config.tasks
+            if i < len(config.lags(task))]
+
+
+def failed_before(finished: list, runs: list, index: int, config: Config) -> int | None:
+    """With ``skip_after_failure``: the shorter lag at which the model of ``runs[index]`` failed
+    (or was skipped) on the same task, among the finished runs; None if there is none (then
+    the run is trained)."""
+    if not config.skip_after_failure:
+        return None
+    task, lag, model = runs[index]
+    for (t, l, m), done in zip(runs, finished):
+        if (t, m) == (task, model) and l < lag and ("skipped" in done or not done["record"]["solved"]):
+            return l
+    return None
+
+
 def plan(config: Config) -> tuple[list[tuple[str, int, str]], dict[str, dict[str, list[int]]]]:
-    """The sweep: every ``(task, lag, model)`` to train, in order, and the Transformer runs
-    skipped because the sequence is longer than ``transformer_max_length``."""
+    """The sweep: every ``(task, lag, model)`` to train, in order (:func:`sweep_pairs`), and the
+    Transformer runs skipped because the sequence is longer than ``transformer_max_length``.
+    (Runs skipped by ``skip_after_failure`` are decided during the sweep: see
+    :func:`failed_before`.)"""
     runs, skipped = [], {}
-    for task in config.tasks:
-        for lag in config.lags(task):
-            for model in config.models:
-                length = sequence_length(task, lag, config)
-                if model == "transformer" and not fits_transformer(length, config):
-                    skipped.setdefault(task, {}).setdefault(model, []).append(lag)
-                else:
-                    runs.append((task, lag, model))
+    for task, lag in sweep_pairs(config):
+        for model in config.models:
+            length = sequence_length(task, lag, config)
+            if model == "transformer" and not fits_transformer(length, config):
+                skipped.setdefault(task, {}).setdefault(model, []).append(lag)
+            else:
+                runs.append((task, lag, model))
     return runs, skipped
 
 
@@ -427,17 +582,22 @@ def train_one(index: int, runs: list, test: tuple, config: Config, run_dir: RunD
               ckpt: RunCheckpoints, sweep: dict) -> None:
     """Train run ``runs[index]`` (a model on a task at a lag) for ``config.steps`` steps from
     where ``sweep["current"]`` left it (the start, or a restored checkpoint), evaluate it, and
-    append its record, curves and timings to ``sweep["finished"]``.
+    append its record, curves and timings to ``sweep["finished"]``. With ``early_stop`` the run
+    ends at the first evaluation that meets the criterion (:func:`is_solved`); its step is the
+    record's ``steps_to_solve``.
 
     The sweep's step (what ``--checkpoint-every`` counts) is ``index * steps + done``. Metrics
-    are fetched from the device once per chunk (the steps run ahead of the host meanwhile) and
-    logged in step order, each evaluation after its step's training record, so the log is the
-    same wherever the checkpoints fall.
+    are fetched from the device once per chunk (the steps run ahead of the host meanwhile; with
+    ``early_stop`` also at every evaluation, whose result decides whether to go on) and logged
+    in step order, each evaluation after its step's training record, so the log is the same
+    wherever the checkpoints fall. A checkpoint saved at the step that solved the task carries
+    ``solved_at``, so a resumed run stops there too.
     """
     task, lag, model = runs[index]
     length = sequence_length(task, lag, config)
     optimizer = make_optimizer(config)
-    init = initial_params(model, task, config)  # the same start at every lag
+    # The same start at every lag (but the chrono biases, drawn for the lag's T_max).
+    init = initial_params(model, task, config, chrono_t_max(model, task, lag, config))
     loss_fn = make_loss(model, task, config)
     # No donation: ``init`` is the cached initialisation, shared by every lag.
     step = make_train_step(loss_fn, optimizer, has_aux=True, donate=False)
@@ -447,7 +607,8 @@ def train_one(index: int, runs: list, test: tuple, config: Config, run_dir: RunD
 
     current, state = ckpt.sweep_run(
         sweep, index, {"params": init, "opt_state": optimizer.init(init)},
-        lambda: {"run": index, "step": 0, "losses": [], "evals": [], "wall_s": 0.0, "compile_s": None})
+        lambda: {"run": index, "step": 0, "losses": [], "evals": [], "wall_s": 0.0, "compile_s": None,
+                 "solved_at": None})
     params, opt_state = state["params"], state["opt_state"]
     started, wall_before = time.perf_counter(), current["wall_s"]
     last_run = index == len(runs) - 1
@@ -470,6 +631,8 @@ def train_one(index: int, runs: list, test: tuple, config: Config, run_dir: RunD
 
     xs = ys = None
     for k in range(current["step"], config.steps):
+        if current.get("solved_at") is not None:
+            break  # resumed from the checkpoint of the step that solved it
         c, i = divmod(k, config.chunk)
         if xs is None or i == 0:
             # Chunk c's batches depend on the task, lag and c only: a resumed run draws them again.
@@ -483,8 +646,14 @@ def train_one(index: int, runs: list, test: tuple, config: Config, run_dir: RunD
             current["compile_s"] = round(time.perf_counter() - t0, 2)
         done = k + 1
         pending.append((done, metrics, evaluate(params, test) if done in eval_at else None))
+        stop = False
+        if config.early_stop and done in eval_at:
+            flush()  # the evaluation decides whether to go on
+            stop = done < config.steps and is_solved(task, current["evals"][-1], config)
+            if stop:
+                current["solved_at"] = done
         sweep_step = index * config.steps + done
-        final = last_run and done == config.steps
+        final = last_run and (done == config.steps or stop)
         save = final or ckpt.due(sweep_step)
         if save or i == config.chunk - 1 or done == config.steps:
             flush()
@@ -492,28 +661,33 @@ def train_one(index: int, runs: list, test: tuple, config: Config, run_dir: RunD
         if save:
             current["wall_s"] = wall_before + time.perf_counter() - started
             ckpt.save(sweep_step, {"params": params, "opt_state": opt_state}, sweep, force=final)
+        if stop:
+            break
+    bar.update(config.steps - current["step"])  # the steps an early stop left out
 
     final = current["evals"][-1]
+    trained = current["step"]
     base = baseline(task, lag, config)
     record = {
         "test_loss": final["loss"],
         "baseline": base,
         "test_loss_over_baseline": final["loss"] / base,
         "final_train_loss": float(np.mean(current["losses"][-max(1, config.steps // 20):])),
-        "steps": config.steps,
+        "steps": trained,
         "sequence_length": length,
         "params": count_params(params),
     }
-    if task == "adding":
-        record["solved"] = bool(math.isfinite(final["loss"]) and final["loss"] < config.adding_solved_mse)
-    else:
+    if task == "copy":
         record |= {
             "recall_accuracy": final["recall_accuracy"],
             "chance_accuracy": CHANCE_ACCURACY,
             "recall_cross_entropy": final["recall_cross_entropy"],
             "recall_baseline": math.log(COPY_SYMBOLS),
-            "solved": bool(final["recall_accuracy"] >= config.copy_solved_accuracy),
         }
+    record["solved"] = is_solved(task, final, config)
+    if config.early_stop:
+        # The first evaluation that met the criterion (the run stopped there), else None.
+        record["steps_to_solve"] = trained if record["solved"] else None
     sweep["finished"].append({
         "record": record,
         "curves": {"train_loss": np.asarray(current["losses"]), "evals": current["evals"]},
@@ -521,6 +695,21 @@ def train_one(index: int, runs: list, test: tuple, config: Config, run_dir: RunD
                     "compile_s": current["compile_s"]},
     })
     sweep["current"] = None
+
+
+def skip_one(index: int, runs: list, failed_at: int, config: Config, bar, ckpt: RunCheckpoints,
+             sweep: dict) -> None:
+    """Record run ``runs[index]`` as skipped (``skip_after_failure``: its model failed at the
+    shorter lag ``failed_at``). The last run of the sweep saves the final checkpoint here, with
+    the initial state (nothing is restored from it: the sweep is finished)."""
+    task, lag, model = runs[index]
+    sweep["finished"].append({"skipped": f"failed at {failed_at}", "failed_at": failed_at})
+    sweep["current"] = None
+    bar.update(config.steps)
+    if index == len(runs) - 1:
+        init = initial_params(model, task, config, chrono_t_max(model, task, lag, config))
+        state = {"params": init, "opt_state": make_optimizer(config).init(init)}
+        ckpt.save((index + 1) * config.steps, state, sweep, force=True)
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -540,6 +729,10 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
         test_sets = {}
         for index in range(len(sweep["finished"]), len(runs)):
             task, lag, _ = runs[index]
+            failed_at = failed_before(sweep["finished"], runs, index, config)
+            if failed_at is not None:
+                skip_one(index, runs, failed_at, config, bar, ckpt, sweep)
+                continue
             if (task, lag) not in test_sets:  # one test set at a time: runs are grouped by lag
                 test_sets = {(task, lag): draw(task, task_key(config.seed, task, lag, "test"),
                                                config.eval_batch, lag, config)}
@@ -547,10 +740,26 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
         bar.close()
         runtime_s, sessions = ckpt.elapsed_s(), ckpt.sessions
 
+    summary, curves, timings = collect(sweep["finished"], runs, skipped, config)
+    summary["environment"] = environment()
+    summary["timings"] = {"runtime_s": round(runtime_s, 1), "sessions": sessions, "runs": timings}
+    run_dir.save_figure(plot_results(summary["results"], config), "long_range")
+    run_dir.save_figure(plot_curves(curves, config), "training_curves")
+    return summary
+
+
+def collect(finished: list, runs: list, skipped: dict, config: Config) -> tuple[dict, dict, dict]:
+    """``(summary, curves, timings)`` of the finished runs (``finished[i]`` is ``runs[i]``'s; a
+    prefix of the sweep when the run is still going): the summary without environment and
+    timings, the training curves ``{task: {model: {lag: ...}}}`` and the per-run timings."""
     results = {t: {m: {} for m in config.models} for t in config.tasks}
     curves = {t: {m: {} for m in config.models} for t in config.tasks}
     timings = {t: {m: {} for m in config.models} for t in config.tasks}
-    for (task, lag, model), done in zip(runs, sweep["finished"]):
+    after_failure = {}
+    for (task, lag, model), done in zip(runs, finished):
+        if "skipped" in done:
+            after_failure.setdefault(task, {}).setdefault(model, {})[str(lag)] = done["skipped"]
+            continue
         results[task][model][str(lag)] = done["record"]
         curves[task][model][lag] = done["curves"]
         timings[task][model][str(lag)] = done["timings"]
@@ -560,11 +769,52 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
             f"Transformer not run on sequences longer than transformer_max_length = "
             f"{config.transformer_max_length} (compute cost, not a measured failure)"
         )
-    summary["environment"] = environment()
-    summary["timings"] = {"runtime_s": round(runtime_s, 1), "sessions": sessions, "runs": timings}
-    run_dir.save_figure(plot_results(results, config), "long_range")
-    run_dir.save_figure(plot_curves(curves, config), "training_curves")
-    return summary
+    if config.skip_after_failure:
+        # {task: {model: {lag: "failed at <shorter lag>"}}}: not run, the model having failed a
+        # shorter lag of the task within the budget (an inference, not a measurement).
+        summary["skipped_after_failure"] = after_failure
+    return summary, curves, timings
+
+
+def progress_report(path: str | Path) -> str:
+    """The tables of a run still going (or stopped), from its latest checkpoint: the finished
+    runs as :func:`format_table` prints them, then the run in progress and its latest test
+    metric. Reads a copy of the checkpoint's metadata (the live run's directory is not touched).
+
+    Example (the paper run, from a shell)::
+
+        python -c "from experiments.long_range import progress_report as p; print(p('/work/runs/long_range_paper'))"
+    """
+    path = Path(path)
+    directory = path / "checkpoints"
+    steps = sorted(int(d.name) for d in directory.iterdir()
+                   if d.name.isdigit() and (d / "seqjax_manifest.json").is_file()) if directory.is_dir() else []
+    if not steps:
+        raise ValueError(f"progress_report: {directory} holds no whole checkpoint yet; expected a run directory with one.")
+    config = config_from_json(Config, json.loads((path / "config.json").read_text()))
+    with tempfile.TemporaryDirectory() as tmp:  # a copy: a live run may save (and prune) meanwhile
+        copy = Path(tmp) / "checkpoints"
+        shutil.copytree(directory / str(steps[-1]), copy / str(steps[-1]))
+        checkpointer = Checkpointer(copy, save_every=1, max_to_keep=2)
+        try:
+            extra = checkpointer.restore_metadata(steps[-1]).extra
+        finally:
+            checkpointer.close()
+    sweep = decode(extra["progress"])
+    runs, skipped = plan(config)
+    summary, _, timings = collect(sweep["finished"], runs, skipped, config)
+    summary["timings"] = {"runs": timings}
+    lines = [f"{len(sweep['finished'])} of {len(runs)} runs finished (checkpoint at sweep step "
+             f"{steps[-1]}, {extra['elapsed_s'] / 3600:.2f} h of work, {extra['sessions']} session(s))",
+             format_table(summary)]
+    current = sweep["current"]
+    if current is not None and current["run"] < len(runs):
+        task, lag, model = runs[current["run"]]
+        last = current["evals"][-1] if current["evals"] else {}
+        metric = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step")
+        lines.append(f"in progress: {model} {task} {lag}, step {current['step']} of {config.steps}"
+                     + (f"; test at step {last['step']}: {metric}" if last else ""))
+    return "\n".join(lines)
 
 
 def summarise(results: dict, config: Config) -> dict[str, Any]:
@@ -584,17 +834,38 @@ def summarise(results: dict, config: Config) -> dict[str, Any]:
         },
         "solved": {t: {m: [int(lag) for lag, r in by_lag.items() if r["solved"]]
                        for m, by_lag in by_model.items()} for t, by_model in results.items()},
+        "longest_solved": longest_solved(results),
         "headline": headline,
         "steps": config.steps,
         "preset": config.preset,
     }
 
 
+def longest_solved(results: dict) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per task and model the longest lag (adding: T) solved, with the steps of that run and,
+    with early stopping, the steps it took to solve: ``{task: {model: {"lag", "steps",
+    "steps_to_solve"}}}``, ``lag`` None where no lag was solved."""
+    out = {}
+    for task, by_model in results.items():
+        out[task] = {}
+        for model, by_lag in by_model.items():
+            solved = [int(lag) for lag, r in by_lag.items() if r["solved"]]
+            if not solved:
+                out[task][model] = {"lag": None, "steps": None, "steps_to_solve": None}
+                continue
+            r = by_lag[str(max(solved))]
+            out[task][model] = {"lag": max(solved), "steps": r["steps"],
+                                "steps_to_solve": r.get("steps_to_solve")}
+    return out
+
+
 def format_table(summary: dict[str, Any]) -> str:
-    """A plain-text table, one row per task, model and lag."""
+    """A plain-text table, one row per task, model and lag (the steps trained, which early
+    stopping makes the steps to solve), then per model the longest lag solved."""
     header = (f"{'task':<7} {'model':<12} {'lag':>5} | {'test loss':>10} {'baseline':>9} "
-              f"{'ratio':>7} | {'recall acc':>10} | {'solved':>6} | {'wall s':>7}")
+              f"{'ratio':>7} | {'recall acc':>10} | {'solved':>6} | {'steps':>6} | {'wall s':>7}")
     lines = [header, "-" * len(header)]
+    after_failure = summary.get("skipped_after_failure", {})
     for task, by_model in summary["results"].items():
         for model, by_lag in by_model.items():
             for lag, r in by_lag.items():
@@ -603,8 +874,34 @@ def format_table(summary: dict[str, Any]) -> str:
                 lines.append(
                     f"{task:<7} {model:<12} {lag:>5} | {r['test_loss']:>10.4g} {r['baseline']:>9.4f} "
                     f"{r['test_loss_over_baseline']:>7.3f} | {acc:>10} | "
-                    f"{'yes' if r['solved'] else 'no':>6} | {wall:>7.1f}"
+                    f"{'yes' if r['solved'] else 'no':>6} | {r['steps']:>6} | {wall:>7.1f}"
                 )
+            for lag, why in after_failure.get(task, {}).get(model, {}).items():
+                lines.append(f"{task:<7} {model:<12} {lag:>5} | skipped: {why}")
+    lines += ["", longest_solved_table(summary)]
+    return "\n".join(lines)
+
+
+def longest_solved_table(summary: dict[str, Any]) -> str:
+    """Per model the longest adding length ``T`` and copy lag ``L`` solved, with the steps it
+    took (``summary["longest_solved"]``), as a plain-text table."""
+    longest = summary["longest_solved"]
+    tasks = [t for t in TASKS if t in longest]
+    models = list(next(iter(longest.values())))
+    names = {"adding": "adding: longest T solved", "copy": "copy: longest L solved"}
+    header = f"{'model':<12} | " + " | ".join(f"{names[t]:>26}" for t in tasks)
+    lines = [header, "-" * len(header)]
+    for model in models:
+        cells = []
+        for task in tasks:
+            best = longest[task][model]
+            if best["lag"] is None:
+                cells.append(f"{'none':>26}")
+            else:
+                steps = best["steps_to_solve"] if best["steps_to_solve"] is not None else best["steps"]
+                text = f"{best['lag']} ({steps} steps)"
+                cells.append(f"{text:>26}")
+        lines.append(f"{model:<12} | " + " | ".join(cells))
     return "\n".join(lines)
 
 
@@ -680,8 +977,10 @@ def plot_results(results: dict, config: Config) -> Figure:
             ax.set_title("Copy memory: recall accuracy")
             _lag_axis(ax, lags, "lag L")
     _legends(fig, axes)
+    budget = (f"up to {config.steps} Adam steps (stopped when solved)" if config.early_stop
+              else f"{config.steps} Adam steps")
     fig.suptitle(
-        f"Test metrics on {config.eval_batch} held-out sequences after {config.steps} Adam steps "
+        f"Test metrics on {config.eval_batch} held-out sequences after {budget} "
         f"(batch {config.batch_size}, peak lr {config.learning_rate:g}, hidden {config.hidden}); "
         "the same budget, hyperparameters and data for every model",
         fontsize=10,
@@ -713,8 +1012,9 @@ def plot_curves(curves: dict, config: Config) -> Figure:
                 curve = curves[task][model][lag]
                 ev = curve["evals"]
                 if metric == "loss":
-                    loss = np.convolve(curve["train_loss"], np.ones(window) / window, mode="valid")
-                    ax.plot(np.arange(window, config.steps + 1), loss, color=COLORS[model], lw=1.1,
+                    w = min(window, len(curve["train_loss"]))  # an early-stopped run is shorter
+                    loss = np.convolve(curve["train_loss"], np.ones(w) / w, mode="valid")
+                    ax.plot(np.arange(w, len(curve["train_loss"]) + 1), loss, color=COLORS[model], lw=1.1,
                             alpha=0.85, label=TITLES[model])
                     ax.plot([e["step"] for e in ev], [e["loss"] for e in ev], "o", ms=3.5,
                             color=COLORS[model])

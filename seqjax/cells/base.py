@@ -75,6 +75,34 @@ def recurrent_weights(key: jax.Array, hidden: int, blocks: int, recurrent_scale:
     return orthogonal_blocks(key, hidden, blocks, recurrent_scale)
 
 
+def chrono_bias(key: jax.Array, hidden: int, t_max: float) -> jax.Array:
+    """Chrono initialisation of a gate bias (Tallec & Ollivier 2018, "Can recurrent neural
+    networks warp time?"): ``b ~ log(U[1, t_max - 1])``, shape ``[hidden]``, float32.
+
+    A gate ``sigmoid(b)`` that multiplies the old state then starts near ``1 - 1/e^b``, so a unit
+    forgets over about ``e^b`` steps: the draw spreads the units' characteristic times uniformly
+    over ``[1, t_max - 1]`` (``t_max``: the longest dependency the model should hold). Each cell
+    decides which bias gets it (and the sign) for its gate convention; see
+    :func:`seqjax.cells.lstm.lstm_init` and :func:`seqjax.cells.gru.gru_init`.
+
+    Example::
+
+        >>> import jax
+        >>> b = chrono_bias(jax.random.key(0), 4, 100)
+        >>> b.shape, bool((b >= 0).all() and (b <= jnp.log(99.0)).all())
+        ((4,), True)
+    """
+    _checks.positive_int("hidden", hidden)
+    if isinstance(t_max, bool) or not isinstance(t_max, (int, float)) or not t_max > 2:
+        raise ValueError(f"chrono (t_max) must be a number > 2 (so that U[1, t_max - 1] is a range); got {t_max!r}.")
+    return jnp.log(jax.random.uniform(key, (hidden,), jnp.float32, 1.0, float(t_max) - 1.0))
+
+
+# ``chrono_bias`` draws from this key (``fold_in(key, CHRONO_KEY)``), so turning chrono on leaves
+# every other parameter of the cell as the default init draws it.
+CHRONO_KEY = 0xC4
+
+
 def recurrent_input(params: Params, h: jax.Array) -> jax.Array:
     """The hidden state as it enters a recurrent product, with the recurrent-dropout mask applied."""
     mask = params.get(RECURRENT_DROPOUT_MASK)

@@ -47,10 +47,19 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells.base import Cell, Params, check_sizes, recurrent_input, recurrent_weights, uniform
+from seqjax.cells.base import (
+    CHRONO_KEY,
+    Cell,
+    Params,
+    check_sizes,
+    chrono_bias,
+    recurrent_input,
+    recurrent_weights,
+    uniform,
+)
 
 
-def _init(key, in_features, hidden_features, recurrent_scale, reset_after: bool) -> Params:
+def _init(key, in_features, hidden_features, recurrent_scale, reset_after: bool, chrono=None) -> Params:
     check_sizes(in_features, hidden_features, recurrent_scale)
     h = hidden_features
     k_i, k_h, k_b, k_n = jax.random.split(key, 4)
@@ -63,18 +72,39 @@ def _init(key, in_features, hidden_features, recurrent_scale, reset_after: bool)
     }
     if reset_after:
         params["b_hn"] = uniform(k_n, (h,), bound)
+    if chrono is not None:
+        # z gates the OLD state here (h = (1 - z) n + z h_prev): z plays the LSTM forget gate's
+        # part, so its bias takes the chrono draw with a plus sign.
+        b_z = chrono_bias(jax.random.fold_in(key, CHRONO_KEY), h, chrono)
+        params["b"] = params["b"].at[h : 2 * h].set(b_z)
     return params
 
 
-def gru_init(key, in_features, hidden_features, *, recurrent_scale=None) -> Params:
+def gru_init(key, in_features, hidden_features, *, recurrent_scale=None, chrono=None) -> Params:
     """U(±1/sqrt(h)) for every weight and bias (PyTorch's default); ``recurrent_scale`` as in
-    :func:`seqjax.cells.lstm.lstm_init`."""
-    return _init(key, in_features, hidden_features, recurrent_scale, reset_after=True)
+    :func:`seqjax.cells.lstm.lstm_init`.
+
+    ``chrono``: if given (``T_max > 2``), the chrono initialisation of Tallec & Ollivier 2018 for
+    the update gate. In seqjax's convention ``h_t = (1 - z_t) n_t + z_t h_{t-1}``, ``z`` close to
+    1 *keeps the old state* (the forget gate's role), so its bias is set to
+    ``b_z ~ +log(U[1, T_max - 1])`` (:func:`seqjax.cells.base.chrono_bias`); the paper writes the
+    GRU with ``z`` taking the new candidate, where the same init reads ``b_z = -log(U[...])``.
+    Every other parameter is the default draw (the chrono draw uses ``fold_in(key, CHRONO_KEY)``).
+
+    Example::
+
+        >>> import jax, math
+        >>> p = gru_init(jax.random.key(0), 2, 3, chrono=50)
+        >>> b_z = p["b"][3:6]
+        >>> bool((b_z >= 0).all() and (b_z <= math.log(49)).all())
+        True
+    """
+    return _init(key, in_features, hidden_features, recurrent_scale, reset_after=True, chrono=chrono)
 
 
-def gru_cho_init(key, in_features, hidden_features, *, recurrent_scale=None) -> Params:
+def gru_cho_init(key, in_features, hidden_features, *, recurrent_scale=None, chrono=None) -> Params:
     """As :func:`gru_init`, without ``b_hn``."""
-    return _init(key, in_features, hidden_features, recurrent_scale, reset_after=False)
+    return _init(key, in_features, hidden_features, recurrent_scale, reset_after=False, chrono=chrono)
 
 
 class GRUGates(NamedTuple):
@@ -142,10 +172,10 @@ def flip_update_gate(params: Params) -> Params:
     return params | {k: params[k].at[..., z].multiply(-1.0) for k in ("w_i", "w_h", "b")}
 
 
-def gru(*, recurrent_scale: float | None = None) -> Cell:
-    """The reset-after GRU (PyTorch, cuDNN, Flax ``GRUCell``)."""
+def gru(*, recurrent_scale: float | None = None, chrono: float | None = None) -> Cell:
+    """The reset-after GRU (PyTorch, cuDNN, Flax ``GRUCell``); options as :func:`gru_init`."""
     return Cell(
-        init=functools.partial(gru_init, recurrent_scale=recurrent_scale),
+        init=functools.partial(gru_init, recurrent_scale=recurrent_scale, chrono=chrono),
         step=gru_step,
         zero_carry=gru_zero_carry,
         gates=gru_gates,
@@ -153,10 +183,10 @@ def gru(*, recurrent_scale: float | None = None) -> Cell:
     )
 
 
-def gru_cho(*, recurrent_scale: float | None = None) -> Cell:
-    """The reset-before GRU (Cho et al. 2014)."""
+def gru_cho(*, recurrent_scale: float | None = None, chrono: float | None = None) -> Cell:
+    """The reset-before GRU (Cho et al. 2014); options as :func:`gru_init`."""
     return Cell(
-        init=functools.partial(gru_cho_init, recurrent_scale=recurrent_scale),
+        init=functools.partial(gru_cho_init, recurrent_scale=recurrent_scale, chrono=chrono),
         step=gru_cho_step,
         zero_carry=gru_zero_carry,
         gates=gru_cho_gates,

@@ -49,7 +49,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from seqjax.cells.base import Cell, Params, check_sizes, recurrent_input, recurrent_weights, uniform
+from seqjax.cells.base import (
+    CHRONO_KEY,
+    Cell,
+    Params,
+    check_sizes,
+    chrono_bias,
+    recurrent_input,
+    recurrent_weights,
+    uniform,
+)
 from seqjax.primitives import layer_norm
 
 
@@ -67,11 +76,27 @@ def lstm_init(
     peephole: bool = False,
     layer_norm: bool = False,
     recurrent_scale: float | None = None,
+    chrono: float | None = None,
 ) -> Params:
     """Weights U(±1/sqrt(h)) as PyTorch; biases zero except the forget gate's, ``forget_bias``.
 
     ``recurrent_scale``: if given, each gate's ``[h, h]`` block of ``w_h`` is an orthogonal matrix
     times this value (spectral radius exactly ``recurrent_scale``).
+
+    ``chrono``: if given (``T_max > 2``), the chrono initialisation of Tallec & Ollivier 2018
+    replaces ``forget_bias``: per unit ``b_f ~ log(U[1, T_max - 1])`` and the input gate's bias
+    ``b_i = -b_f`` (:func:`seqjax.cells.base.chrono_bias`; the other biases stay zero). The
+    forget gate starts at ``sigmoid(b_f)``, unit ``j`` keeping its cell state for about
+    ``exp(b_f[j])`` steps, between 1 and ``T_max - 1``. The draw uses its own key
+    (``fold_in(key, CHRONO_KEY)``): the weights are those of the default init.
+
+    Example::
+
+        >>> import jax
+        >>> p = lstm_init(jax.random.key(0), 2, 3, chrono=100)
+        >>> b_i, b_f = p["b"][:3], p["b"][3:6]
+        >>> bool((b_i == -b_f).all()), bool((p["b"][6:] == 0).all())
+        (True, True)
     """
     check_sizes(in_features, hidden_features, recurrent_scale)
     h = hidden_features
@@ -83,6 +108,9 @@ def lstm_init(
         "w_h": w_h,
         "b": jnp.zeros((4 * h,), jnp.float32).at[h : 2 * h].set(forget_bias),
     }
+    if chrono is not None:
+        b_f = chrono_bias(jax.random.fold_in(key, CHRONO_KEY), h, chrono)
+        params["b"] = params["b"].at[:h].set(-b_f).at[h : 2 * h].set(b_f)
     if peephole:
         params["peephole"] = uniform(k_p, (3, h), bound)
     if layer_norm:
@@ -162,6 +190,7 @@ def lstm(
     peephole: bool = False,
     layer_norm: bool = False,
     recurrent_scale: float | None = None,
+    chrono: float | None = None,
 ) -> Cell:
     """The LSTM cell; the options choose what :func:`lstm_init` creates (the step reads them back
     from the parameter keys)."""
@@ -172,6 +201,7 @@ def lstm(
             peephole=peephole,
             layer_norm=layer_norm,
             recurrent_scale=recurrent_scale,
+            chrono=chrono,
         ),
         step=lstm_step,
         zero_carry=lstm_zero_carry,

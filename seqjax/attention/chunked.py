@@ -529,14 +529,14 @@ def auto_implementation(
 
     * CPU: ``"dense"`` (:func:`seqjax.attention.dot_product.dense_attention`) while
       ``t s <= CPU_DENSE_MAX_SCORES = 2^17`` (256 x 512, or N = 362 square) and
-      ``P <= CPU_DENSE_MAX_BYTES = 32 MiB``; ``"chunked"`` above. Measured (forward + backward,
-      b2 h8 d64, float32, 2 cores, 2026-12-01, the two forms alternated in one process, fastest
-      call; on a machine loaded by other jobs, so a hint to re-measure with
-      ``python -m benchmarks.attention --subject auto``): dense / chunked time 0.73 at N = 128,
-      0.74 at 256, 0.92 at 384, 1.38 at 512, 2.5 at 768 (the dense weights, 16 MiB at 512,
-      leave the cache; the chunked form works in blocks of about 2^20 scores). An earlier run
-      on a less loaded machine gave 0.78, 0.85 and 0.90 at 128, 256 and 512: the crossover is
-      near N = 400-500, and the rule takes the safe side.
+      ``P <= CPU_DENSE_MAX_BYTES = 32 MiB``; ``"chunked"`` above. Measured on a quiet machine
+      (``python -m benchmarks.attention --subject auto``, forward + backward, b2 h8 d64, float32,
+      2 cores, 2026-12-01, each form in its own process, 3 alternating rounds, medians): dense /
+      chunked time 0.89 at N = 128, 0.76 at 256, 0.91 at 512, 1.62 at 1024, 1.92 at 4096. At
+      512 the gain (3 ms of 34) is within the spread between processes of one form (the chunked
+      route took 30.1 ms as ``auto`` and 33.7 ms as ``chunked``) and the dense form needs twice
+      the memory (+175 MiB against +87), so the rule stops at N = 362; the dense weights (16 MiB
+      at 512) leave the cache, while the chunked form works in blocks of about 2^20 scores.
     * GPU with bfloat16/float16: ``"cudnn"`` (``memory_efficient_attention`` falls back to the
       next rule if cuDNN refuses the call).
     * GPU/TPU otherwise: ``"xla"`` while ``P <= ACCELERATOR_DENSE_MAX_BYTES = 1 GiB``,

@@ -162,6 +162,7 @@ from seqjax.experiment import (
     run_experiment,
 )
 from seqjax.experiment.lossless_json import decode
+from seqjax.primitives import count_scalars
 from seqjax.recurrence import rnn
 from seqjax.train import (
     clip_by_global_norm,
@@ -514,10 +515,6 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
     return optax.chain(clip_by_global_norm(config.clip_norm), optax.adam(lr))
 
 
-def count_params(params: Any) -> int:
-    return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(params)))
-
-
 # --- one training run -------------------------------------------------------------------------
 
 
@@ -675,7 +672,7 @@ def train_one(index: int, runs: list, test: tuple, config: Config, run_dir: RunD
         "final_train_loss": float(np.mean(current["losses"][-max(1, config.steps // 20):])),
         "steps": trained,
         "sequence_length": length,
-        "params": count_params(params),
+        "params": count_scalars(params),
     }
     if task == "copy":
         record |= {

@@ -4,7 +4,7 @@ Each factory returns a :class:`Cell` bundling ``init``, ``step`` and ``zero_carr
 :mod:`seqjax.cells.base` for the contract and each module for equations and parameter layout.
 """
 
-from seqjax.cells.base import Cell, input_features
+from seqjax.cells.base import Cell, chrono_bias, input_features
 from seqjax.cells.elman import elman, elman_init, elman_step
 from seqjax.cells.gru import (
     flip_update_gate,
@@ -30,6 +30,7 @@ from seqjax.cells.minimal import (
 
 __all__ = [
     "Cell",
+    "chrono_bias",
     "GRUGates",
     "LSTMGates",
     "LSTMState",

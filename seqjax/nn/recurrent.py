@@ -96,14 +96,17 @@ class RNN(RecurrentLayer):
 
 
 class LSTM(RecurrentLayer):
-    """LSTM layer with fused gates; ``forget_bias``, ``peephole`` and ``layer_norm`` as in
-    :func:`seqjax.cells.lstm`."""
+    """LSTM layer with fused gates; ``forget_bias``, ``peephole``, ``layer_norm``,
+    ``recurrent_scale`` (orthogonal recurrent blocks) and ``chrono`` (Tallec & Ollivier 2018's
+    initialisation) as in :func:`seqjax.cells.lstm`."""
 
     def __init__(
         self, in_features, hidden_features, *, rngs, forget_bias: float = 1.0,
-        peephole: bool = False, layer_norm: bool = False, **options,
+        peephole: bool = False, layer_norm: bool = False, recurrent_scale: float | None = None,
+        chrono: float | None = None, **options,
     ):
-        cell = lstm(forget_bias=forget_bias, peephole=peephole, layer_norm=layer_norm)
+        cell = lstm(forget_bias=forget_bias, peephole=peephole, layer_norm=layer_norm,
+                    recurrent_scale=recurrent_scale, chrono=chrono)
         super().__init__(cell, in_features, hidden_features, rngs=rngs, **options)
 
 
@@ -111,11 +114,13 @@ GRU_CONVENTIONS = {"reset_after": gru, "reset_before": gru_cho}
 
 
 class GRU(RecurrentLayer):
-    """GRU layer; ``convention`` "reset_after" (PyTorch/Flax) or "reset_before" (Cho et al. 2014)."""
+    """GRU layer; ``convention`` "reset_after" (PyTorch/Flax) or "reset_before" (Cho et al. 2014);
+    ``recurrent_scale`` and ``chrono`` as in :func:`seqjax.cells.gru`."""
 
-    def __init__(self, in_features, hidden_features, *, rngs, convention: str = "reset_after", **options):
+    def __init__(self, in_features, hidden_features, *, rngs, convention: str = "reset_after",
+                 recurrent_scale: float | None = None, chrono: float | None = None, **options):
         _checks.choice("convention", convention, tuple(GRU_CONVENTIONS))
-        cell = GRU_CONVENTIONS[convention]()
+        cell = GRU_CONVENTIONS[convention](recurrent_scale=recurrent_scale, chrono=chrono)
         super().__init__(cell, in_features, hidden_features, rngs=rngs, **options)
 
 

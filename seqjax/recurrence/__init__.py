@@ -2,9 +2,9 @@
 truncated-BPTT chunks."""
 
 from seqjax.recurrence.layers import bidirectional, is_bidirectional, stacked, stacked_init
-from seqjax.recurrence.scan import rnn, scan_sequence, zero_padding
+from seqjax.recurrence.scan import reverse_prefixes, rnn, scan_sequence, zero_padding
 from seqjax.recurrence.truncated import truncated_bptt
-from seqjax.recurrence.wavefront import bidirectional_one_loop, reverse_prefixes, wavefront_stack
+from seqjax.recurrence.wavefront import bidirectional_one_loop, wavefront_stack
 
 __all__ = [
     "bidirectional",

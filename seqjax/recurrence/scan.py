@@ -47,6 +47,22 @@ def _reverse_permutation(time: int, length) -> jax.Array:
     return jnp.where(idx < length, length - 1 - idx, idx)
 
 
+def reverse_prefixes(xs: jax.Array, seq_lengths: jax.Array | None) -> jax.Array:
+    """``xs`` ``[b, t, ...]`` with each sequence's valid prefix reversed and its padding in place.
+
+    The permutation is its own inverse: applying it twice gives ``xs`` back.
+
+    >>> import jax.numpy as jnp
+    >>> reverse_prefixes(jnp.arange(8.0).reshape(2, 4), jnp.array([4, 2]))
+    Array([[3., 2., 1., 0.],
+           [5., 4., 6., 7.]], dtype=float32)
+    """
+    if seq_lengths is None:
+        return xs[:, ::-1]
+    perm = jax.vmap(_reverse_permutation, in_axes=(None, 0))(xs.shape[1], seq_lengths)  # [b, t]
+    return jnp.take_along_axis(xs, perm.reshape(*perm.shape, *(1,) * (xs.ndim - 2)), axis=1)
+
+
 def scan_sequence(
     cell: Cell,
     params: Params,
@@ -217,11 +233,7 @@ def _fused_lstm(params, xs, carry, seq_lengths, *, reverse, keep_order, unroll):
     once with :func:`fused_lstm`, which is time-major."""
     time = xs.shape[1]
     if reverse:
-        if seq_lengths is None:
-            xs = xs[:, ::-1]
-        else:
-            perm = jax.vmap(_reverse_permutation, in_axes=(None, 0))(time, seq_lengths)  # [b, t]
-            xs = jnp.take_along_axis(xs, perm[:, :, None], axis=1)
+        xs = reverse_prefixes(xs, seq_lengths)
     valid = None if seq_lengths is None else (
         jax.lax.broadcasted_iota(seq_lengths.dtype, (time, xs.shape[0]), 0) < seq_lengths[None, :])
     (h, c), ys = fused_lstm(
@@ -230,7 +242,7 @@ def _fused_lstm(params, xs, carry, seq_lengths, *, reverse, keep_order, unroll):
     )
     ys = ys.swapaxes(0, 1)
     if reverse and keep_order:
-        ys = ys[:, ::-1] if seq_lengths is None else jnp.take_along_axis(ys, perm[:, :, None], axis=1)
+        ys = reverse_prefixes(ys, seq_lengths)  # the permutation is its own inverse
     return LSTMState(h, c), ys
 
 

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 
 from seqjax import _checks
 from seqjax.cells.base import RECURRENT_DROPOUT_MASK, Cell, cast, input_features
-from seqjax.recurrence.scan import _check_carry, _recurrent_mask, _reverse_permutation, rnn, zero_padding
+from seqjax.recurrence.scan import _check_carry, _recurrent_mask, reverse_prefixes, rnn, zero_padding
 
 MERGES = ("concat", "sum")
 # rnn options the wavefront understands; ``fused`` is accepted and has no effect (values and
@@ -60,22 +60,6 @@ def _stack(trees):
 
 def _unstack(tree, n: int):
     return [jax.tree.map(lambda leaf: leaf[i], tree) for i in range(n)]
-
-
-def reverse_prefixes(xs: jax.Array, seq_lengths: jax.Array | None) -> jax.Array:
-    """``xs`` ``[b, t, ...]`` with each sequence's valid prefix reversed and its padding in place.
-
-    The permutation is its own inverse: applying it twice gives ``xs`` back.
-
-    >>> import jax.numpy as jnp
-    >>> reverse_prefixes(jnp.arange(8.0).reshape(2, 4), jnp.array([4, 2]))
-    Array([[3., 2., 1., 0.],
-           [5., 4., 6., 7.]], dtype=float32)
-    """
-    if seq_lengths is None:
-        return xs[:, ::-1]
-    perm = jax.vmap(_reverse_permutation, in_axes=(None, 0))(xs.shape[1], seq_lengths)  # [b, t]
-    return jnp.take_along_axis(xs, perm.reshape(*perm.shape, *(1,) * (xs.ndim - 2)), axis=1)
 
 
 def bidirectional_one_loop(

@@ -12,7 +12,8 @@ import pytest
 
 from recurrence_refs import B, D, LENGTHS, T, assert_padding_zero, inputs, random_carry, setup, with_garbage
 from seqjax.recurrence import bidirectional, stacked, stacked_init
-from seqjax.recurrence.wavefront import bidirectional_one_loop, reverse_prefixes, wavefront_stack
+from seqjax.recurrence.scan import reverse_prefixes
+from seqjax.recurrence.wavefront import bidirectional_one_loop, wavefront_stack
 
 H = 5
 TOL = dict(atol=2e-5, rtol=2e-5)

@@ -139,6 +139,19 @@ def boolean_mask(name: str, mask: Any, target: tuple[int, ...], layout: str) -> 
     return mask
 
 
+def attention_mask(name: str, mask: Any, shape: tuple[int, int, int, int], kv_len: int, unbatched: bool):
+    """An attention ``mask`` checked against queries of ``shape`` ``(b, t, h, d)`` and ``kv_len``
+    keys (:func:`boolean_mask`: ``[h, t, s]`` for unbatched inputs, else ``[b, h, t, s]``, each
+    axis full or 1) and returned with rank 4; ``None`` stays ``None``."""
+    if mask is None:
+        return None
+    b, t, h, _ = shape
+    target = (h, t, kv_len) if unbatched else (b, h, t, kv_len)
+    layout = "[heads, q_len, kv_len]" if unbatched else "[batch, heads, q_len, kv_len]"
+    mask = boolean_mask(name, mask, target, layout)
+    return mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape))
+
+
 def _explicit_rank(name: str, x: jax.Array, target: tuple[int, ...], layout: str) -> None:
     shape = tuple(x.shape)
     if len(shape) != len(target):

@@ -202,17 +202,12 @@ def _validate(query, key, value, mask):
     """Shapes as :func:`seqjax.attention.dot_product_attention`; returns rank-4 inputs in one
     dtype and a rank-4 mask (or None)."""
     query, key, value, unbatched = _checks.attention_inputs(query, key, value)
-    b, t, h, _ = query.shape
-    s = key.shape[1]
+    t, s = query.shape[1], key.shape[1]
     if t == 0 or s == 0:
         raise ValueError(
             f"query and key need at least one time step; got q_len {t} and kv_len {s}."
         )
-    if mask is not None:
-        target = (h, t, s) if unbatched else (b, h, t, s)
-        layout = "[heads, q_len, kv_len]" if unbatched else "[batch, heads, q_len, kv_len]"
-        mask = _checks.boolean_mask("mask", mask, target, layout)
-        mask = mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape))
+    mask = _checks.attention_mask("mask", mask, query.shape, s, unbatched)
     return query, key, value, mask, unbatched
 
 

@@ -82,9 +82,7 @@ def dot_product_attention(
     # Unbatched inputs take an unbatched [h, t, s] mask; batched ones an explicit rank-4 mask.
     target = (h, t, s) if unbatched else (b, h, t, s)
     target_layout = "[heads, q_len, kv_len]" if unbatched else "[batch, heads, q_len, kv_len]"
-    if mask is not None:
-        mask = _checks.boolean_mask("mask", mask, target, target_layout)
-        mask = mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape))
+    mask = _checks.attention_mask("mask", mask, query.shape, s, unbatched)
     if bias is not None:
         bias = _checks.broadcastable_float("bias", bias, target, target_layout)
         bias = bias.reshape((1,) * (4 - bias.ndim) + tuple(bias.shape))
@@ -189,13 +187,8 @@ with the ``Q K^T`` product (XLA CPU, jax 0.10); a mask or ``causal`` adds a sele
         True
     """
     query, key, value, unbatched = _checks.attention_inputs(query, key, value)
-    b, t, h, d = query.shape
-    s = key.shape[1]
-    if mask is not None:
-        target = (h, t, s) if unbatched else (b, h, t, s)
-        layout = "[heads, q_len, kv_len]" if unbatched else "[batch, heads, q_len, kv_len]"
-        mask = _checks.boolean_mask("mask", mask, target, layout)
-        mask = mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape))
+    d = query.shape[-1]
+    mask = _checks.attention_mask("mask", mask, query.shape, key.shape[1], unbatched)
     if not isinstance(causal, bool):
         raise ValueError(f"causal must be a bool; got {causal!r}.")
     scale = 1.0 / math.sqrt(d) if scale is None else scale

@@ -49,7 +49,7 @@ from seqjax.transformer.init import (
 )
 from seqjax.transformer.layers import decoder_layer, encoder_layer
 from seqjax.transformer.layout import num_layers, stack_layers, unstack_layers
-from seqjax.transformer.mlm import mlm_loss, mlm_masking
+from seqjax.transformer.mlm import mlm_loss, mlm_masking, selected_positions
 from seqjax.transformer.spec import ACTIVATIONS, POSITIONAL, TransformerSpec
 from seqjax.transformer.stacks import decoder_stack, encoder_stack
 
@@ -77,6 +77,7 @@ __all__ = [
     "init_weights",
     "mlm_loss",
     "mlm_masking",
+    "selected_positions",
     "num_layers",
     "residual",
     "stack_layers",

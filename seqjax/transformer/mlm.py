@@ -12,6 +12,12 @@ selected independently with probability ``mask_prob`` (0.15), as HF's
 and the loss is taken on the selected positions only (``weights``). Textbook summaries often
 give only the 15%; the 80/10/10 split is BERT's (Devlin et al. 2019, section 3.1).
 
+Only about 15% of the positions are scored, so the output projection (``H x V`` per position,
+the largest product of a small BERT) need not run at the other 85%: :func:`selected_positions`
+lists the selected positions of a batch, padded to a multiple so that few shapes compile, and
+``BertForMaskedLM(..., positions=)`` computes logits there only (BERT's own pre-training code
+gathers its ``max_predictions_per_seq`` positions the same way).
+
 Example::
 
     >>> import jax, jax.numpy as jnp
@@ -110,6 +116,46 @@ def _corrupt(key, input_ids, eligible, *, vocab_size, mask_token_id, mask_prob, 
     inputs = jnp.where(to_mask, jnp.asarray(mask_token_id, input_ids.dtype), input_ids)
     inputs = jnp.where(to_random, random_ids, inputs)
     return inputs, input_ids, selected.astype(jnp.float32)
+
+
+def selected_positions(weights, *, multiple: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's positions with nonzero weight, padded to a common length.
+
+    Args:
+      weights: ``[b, t]`` (the MLM selection of :func:`mlm_masking`), concrete (a host array or
+        an un-traced JAX array): the largest count in a row fixes the output shape.
+      multiple: that count is rounded up to a multiple of this, so that batches whose counts
+        differ a little share one compiled program.
+
+    Returns:
+      ``(positions, valid)``, both ``[b, k]``: ``positions`` int32 time indices, in increasing
+      order, then padding entries pointing at position 0; ``valid`` float32, the weights at the
+      listed positions and 0 at the padding. ``k`` is the largest row count rounded up to
+      ``multiple`` (at least ``multiple``). Gathering a ``[b, t]`` array along time with
+      ``positions`` and weighting by ``valid`` gives the same weighted sums as weighting the whole
+      array by ``weights``, so ``mlm_loss(gathered logits, gathered labels, valid)`` is the loss.
+
+    Example::
+
+        >>> import numpy as np
+        >>> from seqjax.transformer.mlm import selected_positions
+        >>> positions, valid = selected_positions(np.array([[0, 1, 0], [1, 0, 1]]), multiple=2)
+        >>> positions.tolist(), valid.tolist()
+        ([[1, 0], [0, 2]], [[1.0, 0.0], [1.0, 1.0]])
+    """
+    weights = np.asarray(weights)
+    if weights.ndim != 2:
+        raise ValueError(f"weights must have shape [batch, time]; got {weights.shape}.")
+    _checks.positive_int("multiple", multiple)
+    chosen = weights != 0
+    counts = chosen.sum(1)
+    k = max(multiple, -(-int(counts.max(initial=0)) // multiple) * multiple)
+    # A stable sort of "not chosen" puts each row's chosen positions first, in time order.
+    order = np.argsort(~chosen, axis=1, kind="stable")[:, :k]
+    slot = np.arange(k)[None] < counts[:, None]
+    positions = np.where(slot, order, 0).astype(np.int32)
+    valid = np.where(slot, np.take_along_axis(weights, order, 1), 0).astype(np.float32)
+    return positions, valid
 
 
 def mlm_loss(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> jax.Array:

@@ -45,6 +45,23 @@ def test_windows_and_batches_are_functions_of_seed_and_step():
     assert weights[:, 0].sum() == 0 and weights[:, -1].sum() == 0  # [CLS]/[SEP] never selected
 
 
+def test_bert_scores_at_gathered_positions_equal_the_full_scores():
+    """The head run at the selected positions only (batch["positions"]) gives the loss and every
+    sum of the whole-sequence computation, [MASK]-only sums included."""
+    config = pt.Config(**pt.Config.QUICK)
+    stream = np.random.default_rng(0).integers(len(pt.SPECIALS), 300, 2000).astype(np.int32)
+    batch = pt.batch_for(stream, config, 0, 300)
+    model = pt.build_model(config, 300)
+    loss, sums = pt.scores(model, batch, None)
+    full = {k: v for k, v in batch.items() if k not in ("positions", "valid")}
+    full_loss, full_sums = pt.scores(model, full, None)
+    assert np.asarray(batch["positions"]).shape[1] < config.seq_len  # fewer head rows than positions
+    np.testing.assert_allclose(float(loss), float(full_loss), rtol=1e-6)
+    assert set(sums) == set(full_sums) and float(sums["mask_count"]) > 0
+    for key in sums:
+        np.testing.assert_allclose(float(sums[key]), float(full_sums[key]), rtol=1e-5, err_msg=key)
+
+
 def test_rare_characters_encode_as_unk():
     docs = ["the cat sat on the mat " * 30 + "\u00e9t\u00e9"]
     config = pt.Config(**(pt.Config.QUICK | {"vocab_size": 60, "min_char_count": 5}))

@@ -30,7 +30,7 @@ from seqjax.nn.transformer import (
 from seqjax.nn.transformer.encoder_decoder import embed
 from seqjax.nn.params import values
 from seqjax.primitives import layer_norm
-from seqjax.transformer import TransformerSpec, decoder_stack, encoder_stack
+from seqjax.transformer import TransformerSpec, decoder_stack, encoder_stack, mlm_loss, selected_positions
 
 ATOL = 1e-5
 RNG = np.random.default_rng(0)
@@ -255,6 +255,34 @@ def test_bert_heads():
     expected = pooled @ clf.classifier["w"][...] + clf.classifier["b"][...]
     chex.assert_trees_all_close(out, expected, atol=ATOL)
     np.testing.assert_array_equal(mlm.bert.embeddings["token"][...][BERT_TINY.pad_token_id], 0.0)
+
+
+def test_bert_mlm_logits_at_selected_positions_equal_the_full_logits():
+    mlm = BertForMaskedLM(BERT_TINY, rngs=nnx.Rngs(0))
+    x = ids(30, 3, 6)
+    weights = np.zeros((3, 6), np.float32)
+    weights[0, 2] = weights[1, 0] = weights[1, 5] = weights[2, 3] = 1.0
+    positions, valid = selected_positions(weights, multiple=4)
+    np.testing.assert_array_equal(positions, [[2, 0, 0, 0], [0, 5, 0, 0], [3, 0, 0, 0]])
+    np.testing.assert_array_equal(valid, [[1, 0, 0, 0], [1, 1, 0, 0], [1, 0, 0, 0]])
+    full = np.asarray(mlm(x))
+    gathered = np.asarray(mlm(x, positions=positions))
+    assert gathered.shape == (3, 4, 30)
+    for row in range(3):
+        np.testing.assert_array_equal(gathered[row], full[row, positions[row]])
+    # The weighted loss over the gathered positions is the loss over the whole batch.
+    labels = np.asarray(x)
+    chex.assert_trees_all_close(mlm_loss(gathered, np.take_along_axis(labels, positions, 1), valid),
+                                mlm_loss(full, labels, weights), atol=1e-6)
+    # Under jit (traced positions) the same logits.
+    jitted = nnx.jit(lambda m, x, p: m(x, positions=p))(mlm, x, jnp.asarray(positions))
+    chex.assert_trees_all_close(jitted, gathered, atol=ATOL)
+    with pytest.raises(ValueError, match=r"positions must lie in \[0, 6\)"):
+        mlm(x, positions=np.full((3, 1), 6))
+    with pytest.raises(ValueError, match="positions must have shape"):
+        mlm(x, positions=np.zeros((2, 2), np.int32))
+    with pytest.raises(ValueError, match="weights must have shape"):
+        selected_positions(np.ones(5))
 
 
 # --- functional use: split / merge under jit and grad ---------------------------------------------

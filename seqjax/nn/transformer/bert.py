@@ -255,10 +255,25 @@ class BertForMaskedLM(_BertPretrained, nnx.Module):
         """``{"bert": BertModel.pure_params(), "mlm_head": {"transform", "norm", "bias"}}``."""
         return {"bert": self.bert.pure_params(), "mlm_head": values(self.mlm_head)}
 
-    def __call__(self, input_ids: jax.Array, *, return_attention: bool = False, **options: Any) -> jax.Array:
+    def __call__(self, input_ids: jax.Array, *, positions: jax.Array | None = None, return_attention: bool = False,
+                 **options: Any) -> jax.Array:
         """``input_ids`` ``[b, t]`` -> MLM logits ``[b, t, V]``; ``options`` as :class:`BertModel`.
-        ``return_attention``: ``(logits, {"self": [L, b, heads, t, t]})``."""
+        ``positions``: ``[b, k]`` time indices (:func:`seqjax.transformer.selected_positions`): the
+        head runs there only and the logits are ``[b, k, V]``, equal to the full logits at those
+        positions. ``return_attention``: ``(logits, {"self": [L, b, heads, t, t]})``."""
         h, _, *attention = self.bert(input_ids, return_attention=return_attention, **options)
+        if positions is not None:
+            positions = _checks.integer_array("positions", positions)
+            b, t = h.shape[:2]
+            if positions.ndim != 2 or positions.shape[0] != b:
+                raise ValueError(f"positions must have shape [batch, k] = [{b}, k] (time indices per row); "
+                                 f"got shape {tuple(positions.shape)}.")
+            # Out-of-range indices would be clipped by the gather, silently scoring another token.
+            if not isinstance(positions, jax.core.Tracer) and positions.size and (
+                    int(positions.min()) < 0 or int(positions.max()) >= t):
+                raise ValueError(f"positions must lie in [0, {t}) (time); "
+                                 f"got values in [{int(positions.min())}, {int(positions.max())}].")
+            h = jnp.take_along_axis(h, positions[..., None].astype(jnp.int32), axis=1)
         head = values(self.mlm_head)
         act = ACTIVATIONS[self.config.hidden_act]
         z = layer_norm(head["norm"], act(_apply(head["transform"], h)), eps=self.config.layer_norm_eps)

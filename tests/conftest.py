@@ -10,3 +10,28 @@ Set XLA_FLAGS yourself to override.
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+_EXPERIMENTS = os.path.join(_TESTS, "experiments")
+
+
+def pytest_collection_modifyitems(config, items):
+    """pytest-xdist groups for ``-n 2 --dist loadgroup`` (the README's command): the tests of one
+    file run in one worker, so a module- or session-scoped fixture (a trained model, the browser,
+    an experiment's ``--quick`` run) is built once per suite, not once in each worker. An
+    experiment's group also holds its SIGKILL-and-resume case in ``experiments/test_resume.py``,
+    which reads the same ``--quick`` run. Docstring examples stay ungrouped."""
+    import pytest
+
+    for item in items:
+        path = str(item.fspath)
+        if not path.startswith(_TESTS + os.sep):
+            continue
+        name = os.path.relpath(path, _TESTS)
+        if os.path.dirname(path) == _EXPERIMENTS:
+            name = os.path.basename(path).removeprefix("test_").removesuffix(".py")
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            if name == "resume" and isinstance(params.get("name"), str):
+                name = params["name"]
+            name = f"experiments/{name}"
+        item.add_marker(pytest.mark.xdist_group(name))

@@ -38,3 +38,4 @@ def quick_run_dir(tmp_path_factory, xla_cache):
         return done[name]
 
     return get
+

@@ -1,4 +1,4 @@
-"""Losses: masked cross-entropy with label smoothing, masked MSE, bits per character.
+"""Losses: masked cross-entropy with label smoothing, masked MSE, Poisson likelihood, bits per character.
 
 Every loss is computed in float32 whatever the dtype of the logits (bfloat16 logits are upcast
 first: a log-softmax in bfloat16 loses about three decimal digits), and a padding/validity mask
@@ -117,6 +117,69 @@ def mse(predictions: jax.Array, targets: jax.Array, *, mask: jax.Array | None = 
         mask = _checks.boolean_mask("mask", mask, per_elem.shape, "predictions.shape")
         mask = jnp.broadcast_to(mask, per_elem.shape)
     return _reduce(per_elem, mask, reduction)
+
+
+def poisson_nll(
+    rates: jax.Array,
+    counts: jax.Array,
+    *,
+    log_input: bool = False,
+    mask: jax.Array | None = None,
+    reduction: str = "mean",
+    eps: float = 1e-8,
+) -> jax.Array:
+    """Negative Poisson log-likelihood of spike ``counts`` under ``rates`` (float32), in nats::
+
+        -log p(k | lambda) = lambda - k log(lambda) + log(k!)
+
+    The ``log(k!)`` term (``lgamma(k + 1)``) is kept, so the mean is a true log-likelihood per
+    bin and models and baselines can be compared in nats or bits (:func:`bits_per_spike`); it
+    does not change the gradient. With ``log_input`` the first argument is ``log lambda`` (an
+    ``exp`` readout, PyTorch's ``poisson_nll_loss(log_input=True)``); otherwise it is ``lambda``
+    itself (a softplus readout) and ``log(lambda + eps)`` is used.
+
+    Args:
+      rates: ``[...]`` predicted rates (or log rates), spikes per bin.
+      counts: ``[...]`` non-negative counts (integer or float), the same shape.
+      mask: boolean, broadcastable to the shape; the mean is over valid elements.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Example::
+
+        >>> import jax.numpy as jnp
+        >>> from seqjax.train.losses import poisson_nll
+        >>> round(float(poisson_nll(jnp.array([2.0]), jnp.array([3]))), 4)   # 2 - 3 log 2 + log 6
+        1.7123
+    """
+    rates = jnp.asarray(rates)
+    counts = jnp.asarray(counts)
+    _checks.choice("reduction", reduction, REDUCTIONS)
+    if rates.shape != counts.shape:
+        raise ValueError(
+            f"rates and counts must have the same shape; got {tuple(rates.shape)} and "
+            f"{tuple(counts.shape)} (no silent broadcasting)."
+        )
+    if not jnp.issubdtype(rates.dtype, jnp.floating):
+        raise ValueError(f"rates must be floating point; got dtype {rates.dtype}.")
+    rates = rates.astype(jnp.float32)
+    k = counts.astype(jnp.float32)
+    if log_input:
+        per_elem = jnp.exp(rates) - k * rates
+    else:
+        per_elem = rates - k * jnp.log(rates + eps)
+    per_elem = per_elem + jax.scipy.special.gammaln(k + 1.0)
+    if mask is not None:
+        mask = _checks.boolean_mask("mask", mask, per_elem.shape, "rates.shape")
+        mask = jnp.broadcast_to(mask, per_elem.shape)
+    return _reduce(per_elem, mask, reduction)
+
+
+def bits_per_spike(nll_model: Any, nll_baseline: Any, spikes: Any) -> Any:
+    """Information gain over a baseline in bits per spike (Pillow et al. 2008):
+    ``(nll_baseline - nll_model) / (spikes * ln 2)``, from *summed* negative log-likelihoods in
+    nats and the number of spikes they cover. The baseline is usually each neuron's constant mean
+    rate: 0 bits per spike is no better than it."""
+    return (nll_baseline - nll_model) / (spikes * math.log(2.0))
 
 
 def bits_per_character(nats_per_character: Any) -> Any:

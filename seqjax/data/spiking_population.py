@@ -31,8 +31,9 @@ Three generators, each returning arrays ``[trials, time, ...]`` (batch-major, on
       g_n(s) = 1 if neuron n's group is the active one in state s, else gamma
 
   (state 0: the fast group active; state 1: the slow group; ``gamma`` the residual gain of the
-  inactive group; ``phi_n ~ U(0, 2 pi)`` per neuron and trial, so the state is not tied to the
-  time in the trial). The state is in the *power* of the oscillations: the conditional mean of
+  inactive group; ``w_n ~ U(0, 1)`` once per neuron, the same neurons in every trial;
+  ``phi_n ~ U(0, 2 pi)`` per neuron and trial, so the state is not tied to the time in the
+  trial). The state is in the *power* of the oscillations: the conditional mean of
   every ``x_{t, n}`` is 0 in both states, which no linear decoder can read.
 
 * :func:`chapter_spike_trains`: the chapter's "RNN on neural data" spike trains: Bernoulli(0.1)
@@ -79,6 +80,7 @@ class TwoGroups(NamedTuple):
     activity: jax.Array  # [trials, time, neurons] float32
     state: jax.Array     # [trials, time] float32 motor state in {0, 1}
     fast: jax.Array      # [neurons] bool, True for the fast (sin 5t) group
+    weights: jax.Array   # [neurons] float32, w_n
 
 
 def _positive_number(name: str, value) -> float:
@@ -206,7 +208,7 @@ def two_group_population(
     state = markov_states(k_state, trials, time, switch_probability)
     fast = jnp.arange(neurons) < neurons // 2
     omega = jnp.where(fast, omegas[0], omegas[1]).astype(jnp.float32)
-    weight = jax.random.uniform(k_weight, (trials, 1, neurons))
+    weight = jax.random.uniform(k_weight, (1, 1, neurons))  # the same neurons in every trial
     phase = jax.random.uniform(k_phase, (trials, 1, neurons), maxval=2 * math.pi)
     # State 0: the fast group active; state 1: the slow one.
     active = jnp.where(state[..., None] == 0, fast, ~fast)
@@ -214,7 +216,7 @@ def two_group_population(
     t = jnp.arange(time, dtype=jnp.float32)[None, :, None]
     clean = weight * gain * jnp.sin(omega * t + phase)
     activity = clean + noise * jax.random.normal(k_noise, clean.shape)
-    return TwoGroups(activity.astype(jnp.float32), state.astype(jnp.float32), fast)
+    return TwoGroups(activity.astype(jnp.float32), state.astype(jnp.float32), fast, weight[0, 0])
 
 
 def chapter_spike_trains(

@@ -104,19 +104,9 @@ def mse(predictions: jax.Array, targets: jax.Array, *, mask: jax.Array | None = 
     valid *elements* after broadcasting (a ``[b, t, 1]`` mask over ``[b, t, d]`` counts ``d`` per
     valid step).
     """
-    predictions = jnp.asarray(predictions)
-    targets = jnp.asarray(targets)
-    _checks.choice("reduction", reduction, REDUCTIONS)
-    if predictions.shape != targets.shape:
-        raise ValueError(
-            f"predictions and targets must have the same shape; got {tuple(predictions.shape)} and "
-            f"{tuple(targets.shape)} (no silent broadcasting)."
-        )
+    predictions, targets = _same_shape("predictions", predictions, "targets", targets, reduction)
     per_elem = jnp.square(predictions.astype(jnp.float32) - targets.astype(jnp.float32))
-    if mask is not None:
-        mask = _checks.boolean_mask("mask", mask, per_elem.shape, "predictions.shape")
-        mask = jnp.broadcast_to(mask, per_elem.shape)
-    return _reduce(per_elem, mask, reduction)
+    return _reduce_elements(per_elem, mask, reduction, "predictions.shape")
 
 
 def poisson_nll(
@@ -151,14 +141,7 @@ def poisson_nll(
         >>> round(float(poisson_nll(jnp.array([2.0]), jnp.array([3]))), 4)   # 2 - 3 log 2 + log 6
         1.7123
     """
-    rates = jnp.asarray(rates)
-    counts = jnp.asarray(counts)
-    _checks.choice("reduction", reduction, REDUCTIONS)
-    if rates.shape != counts.shape:
-        raise ValueError(
-            f"rates and counts must have the same shape; got {tuple(rates.shape)} and "
-            f"{tuple(counts.shape)} (no silent broadcasting)."
-        )
+    rates, counts = _same_shape("rates", rates, "counts", counts, reduction)
     if not jnp.issubdtype(rates.dtype, jnp.floating):
         raise ValueError(f"rates must be floating point; got dtype {rates.dtype}.")
     rates = rates.astype(jnp.float32)
@@ -168,10 +151,7 @@ def poisson_nll(
     else:
         per_elem = rates - k * jnp.log(rates + eps)
     per_elem = per_elem + jax.scipy.special.gammaln(k + 1.0)
-    if mask is not None:
-        mask = _checks.boolean_mask("mask", mask, per_elem.shape, "rates.shape")
-        mask = jnp.broadcast_to(mask, per_elem.shape)
-    return _reduce(per_elem, mask, reduction)
+    return _reduce_elements(per_elem, mask, reduction, "rates.shape")
 
 
 def bits_per_spike(nll_model: Any, nll_baseline: Any, spikes: Any) -> Any:
@@ -190,6 +170,27 @@ def bits_per_character(nats_per_character: Any) -> Any:
 def perplexity(nats_per_token: Any) -> Any:
     """Perplexity ``exp(L)`` of a mean cross-entropy ``L`` in nats per token."""
     return jnp.exp(nats_per_token)
+
+
+def _same_shape(a_name: str, a: Any, b_name: str, b: Any, reduction: str) -> tuple[jax.Array, jax.Array]:
+    """The two arrays of an elementwise loss, after checking ``reduction`` and that their shapes
+    are equal (never broadcast silently)."""
+    a, b = jnp.asarray(a), jnp.asarray(b)
+    _checks.choice("reduction", reduction, REDUCTIONS)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{a_name} and {b_name} must have the same shape; got {tuple(a.shape)} and "
+            f"{tuple(b.shape)} (no silent broadcasting)."
+        )
+    return a, b
+
+
+def _reduce_elements(per_elem: jax.Array, mask: Any, reduction: str, layout: str) -> jax.Array:
+    """:func:`_reduce` of an elementwise loss whose boolean ``mask`` broadcasts to it."""
+    if mask is not None:
+        mask = _checks.boolean_mask("mask", mask, per_elem.shape, layout)
+        mask = jnp.broadcast_to(mask, per_elem.shape)
+    return _reduce(per_elem, mask, reduction)
 
 
 def _reduce(per_item: jax.Array, mask: jax.Array | None, reduction: str) -> jax.Array:

@@ -6,7 +6,9 @@ What it measures
        ``Neural_Decoding``), with four causal decoders (each reads the activity up to bin ``t``):
 
        * ``wiener``: ridge regression on the last ``lags`` bins (the ridge chosen on the
-         validation trials), :mod:`seqjax.analysis.linear_decoders`;
+         validation trials), :mod:`seqjax.analysis.linear_decoders`; ``wiener_squared``: the
+         same on the squared activity (a linear readout of the power, a control for the
+         ``two_group`` population, whose variable is in the power);
        * ``kalman``: the Kalman filter with its linear-Gaussian model fitted by least squares on
          the training trials (Wu et al. 2003);
        * ``gru`` and ``lstm``: a one-layer recurrent network (:func:`seqjax.recurrence.rnn` over
@@ -79,7 +81,7 @@ import numpy as np
 import optax
 from matplotlib.figure import Figure
 
-from seqjax.analysis.linear_decoders import fit_kalman, fit_wiener, kalman_filter, lagged, r_squared
+from seqjax.analysis.linear_decoders import fit_kalman, fit_wiener_path, kalman_filter, lagged, r_squared
 from seqjax.analysis.population_statistics import compare, correlation_matrix, firing_rates, power_spectrum
 from seqjax.cells import gru, lstm
 from seqjax.data.spiking_population import (
@@ -95,10 +97,11 @@ from seqjax.train import bits_per_spike, clip_by_global_norm, make_eval_step, ma
 NAME = "neural_decoding"
 POPULATIONS = ("two_group", "place_cells")
 NETWORKS = ("gru", "lstm")
-DECODERS = ("wiener", "kalman", *NETWORKS)
+LINEAR = ("wiener", "wiener_squared", "kalman")
+DECODERS = (*LINEAR, *NETWORKS)
 SPIKE_DATA = ("place_cells", "chapter_spikes")
 GENERATIVE_BASELINES = ("independent_poisson", "shuffled", "training_data")
-COLORS = {"wiener": "tab:olive", "kalman": "tab:purple", "gru": "tab:orange", "lstm": "tab:blue",
+COLORS = {"wiener": "tab:olive", "wiener_squared": "tab:brown", "kalman": "tab:purple", "gru": "tab:orange", "lstm": "tab:blue",
           "generated": "tab:orange", "independent_poisson": "0.6", "shuffled": "tab:green",
           "training_data": "k"}
 
@@ -367,22 +370,33 @@ def train_one(index: int, runs: list, data: Population, config: Config, run_dir:
 # --- evaluation -------------------------------------------------------------------------------
 
 
-def linear_decoders(data: Population, config: Config) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Test-trial predictions of the Wiener filter (ridge chosen on validation) and the Kalman
-    filter (fitted on the training trials), and what was chosen."""
-    features = lagged(data.inputs, config.lags)
+def select_wiener(features: np.ndarray, data: Population, config: Config):
+    """The Wiener filter fitted on the training trials with the ridge of the grid that scores the
+    best validation R^2, and that R^2 per ridge."""
     scored = slice(config.lags - 1, None)
-    val_r2 = {}
-    for ridge in config.ridges:
-        wiener = fit_wiener(features[data.train], data.targets[data.train], ridge=ridge)
-        val_r2[ridge] = float(np.mean(r_squared(wiener.predict(features[data.val])[:, scored],
-                                                data.targets[data.val][:, scored])))
-    ridge = max(config.ridges, key=lambda r: val_r2[r])
-    wiener = fit_wiener(features[data.train], data.targets[data.train], ridge=ridge)
+    filters = fit_wiener_path(features[data.train], data.targets[data.train], config.ridges)
+    val_r2 = {ridge: float(np.mean(r_squared(w.predict(features[data.val])[:, scored], data.targets[data.val][:, scored])))
+              for ridge, w in zip(config.ridges, filters)}
+    best = max(range(len(filters)), key=lambda i: val_r2[config.ridges[i]])
+    return filters[best], config.ridges[best], val_r2
+
+
+def linear_decoders(data: Population, config: Config) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Test-trial predictions of the Wiener filter (ridge chosen on validation), the same on the
+    squared activity (``wiener_squared``: a linear readout of the power), and the Kalman filter
+    (fitted on the training trials), with what was chosen."""
+    predictions, fitted = {}, {}
+    for name, activity in (("wiener", data.inputs), ("wiener_squared", np.square(data.inputs))):
+        features = lagged(activity, config.lags)
+        wiener, ridge, val_r2 = select_wiener(features, data, config)
+        predictions[name] = wiener.predict(features[data.test])
+        fitted[f"{name}_ridge"] = ridge
+        fitted[f"{name}_validation_r2"] = {str(k): v for k, v in val_r2.items()}
+        del features
     kalman = fit_kalman(data.targets[data.train], data.inputs[data.train])
-    predictions = {"wiener": wiener.predict(features[data.test]), "kalman": kalman_filter(kalman, data.inputs[data.test])[0]}
-    return predictions, {"wiener_ridge": ridge, "wiener_validation_r2": {str(k): v for k, v in val_r2.items()},
-                         "kalman_A_eigenvalues": np.abs(np.linalg.eigvals(kalman.A)).tolist()}
+    predictions["kalman"] = kalman_filter(kalman, data.inputs[data.test])[0]
+    fitted["kalman_A_eigenvalues"] = np.abs(np.linalg.eigvals(kalman.A)).tolist()
+    return predictions, fitted
 
 
 def decoding_scores(predictions: np.ndarray, data: Population, config: Config) -> dict[str, Any]:

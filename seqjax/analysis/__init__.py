@@ -16,8 +16,8 @@ from seqjax.analysis.fixed_points import (
     speed,
     unique_points,
 )
-from seqjax.analysis.linear_decoders import KalmanParams, WienerFilter, fit_kalman, fit_wiener, kalman_filter, lagged, r_squared
+from seqjax.analysis.linear_decoders import KalmanParams, WienerFilter, fit_kalman, fit_wiener, fit_wiener_path, kalman_filter, lagged, r_squared
 from seqjax.analysis.population_statistics import compare as compare_populations
 
-__all__ = ["KalmanParams", "WienerFilter", "compare_populations", "fit_kalman", "fit_wiener", "kalman_filter",
+__all__ = ["KalmanParams", "WienerFilter", "compare_populations", "fit_kalman", "fit_wiener", "fit_wiener_path", "kalman_filter",
            "lagged", "r_squared", "FixedPointSearch", "Linearisation", "find_fixed_points", "linearise", "speed", "unique_points"]

@@ -108,15 +108,25 @@ class WienerFilter(NamedTuple):
 def fit_wiener(features, targets, *, ridge: float = 0.0) -> WienerFilter:
     """Ridge regression of ``targets`` ``[trials, time, d]`` on ``features`` ``[trials, time, f]``
     (module docstring), over every bin of every trial; ``ridge`` is ``alpha >= 0``."""
+    return fit_wiener_path(features, targets, (ridge,))[0]
+
+
+def fit_wiener_path(features, targets, ridges) -> list[WienerFilter]:
+    """:func:`fit_wiener` for each ``alpha`` in ``ridges``, from one Gram matrix ``F_c^T F_c``
+    (its cost, ``O(m f^2)``, is paid once for the whole grid)."""
     f, x = _pair("features", features, "targets", targets)
-    if not (isinstance(ridge, (int, float)) and ridge >= 0):
-        raise ValueError(f"ridge must be a non-negative number; got {ridge!r}.")
+    ridges = tuple(ridges)
+    if not ridges or any(not (isinstance(r, (int, float)) and r >= 0) for r in ridges):
+        raise ValueError(f"ridge must be a non-negative number (ridges: a non-empty sequence of them); got {ridges!r}.")
     f, x = f.reshape(-1, f.shape[-1]), x.reshape(-1, x.shape[-1])
     f_mean, x_mean = f.mean(0), x.mean(0)
-    fc, xc = f - f_mean, x - x_mean
-    gram = fc.T @ fc + ridge * np.eye(f.shape[1])
-    weights = np.linalg.lstsq(gram, fc.T @ xc, rcond=None)[0]
-    return WienerFilter(weights, x_mean - f_mean @ weights)
+    f -= f_mean                      # f is a float64 copy (_pair): centred in place
+    gram, cross = f.T @ f, f.T @ (x - x_mean)
+    filters = []
+    for ridge in ridges:
+        weights = np.linalg.lstsq(gram + ridge * np.eye(gram.shape[0]), cross, rcond=None)[0]
+        filters.append(WienerFilter(weights, x_mean - f_mean @ weights))
+    return filters
 
 
 class KalmanParams(NamedTuple):

@@ -11,6 +11,7 @@ from seqjax.analysis.linear_decoders import (
     KalmanParams,
     fit_kalman,
     fit_wiener,
+    fit_wiener_path,
     kalman_filter,
     lagged,
     r_squared,
@@ -62,6 +63,18 @@ def test_wiener_filter_is_sklearn_ridge(ridge):
     np.testing.assert_allclose(wiener.weights, ref.coef_.T, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(wiener.bias, ref.intercept_, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(wiener.predict(f), ref.predict(f.reshape(-1, 6)).reshape(3, 40, 2), atol=1e-9)
+
+
+def test_the_ridge_path_is_one_fit_per_ridge():
+    rng = np.random.default_rng(8)
+    f = rng.normal(size=(2, 30, 4))
+    x = rng.normal(size=(2, 30, 2))
+    for got, ridge in zip(fit_wiener_path(f, x, (0.0, 5.0, 50.0)), (0.0, 5.0, 50.0)):
+        want = fit_wiener(f, x, ridge=ridge)
+        np.testing.assert_allclose(got.weights, want.weights, rtol=1e-12)
+        np.testing.assert_allclose(got.bias, want.bias, rtol=1e-12)
+    with pytest.raises(ValueError, match="ridge"):
+        fit_wiener_path(f, x, ())
 
 
 def test_r_squared_is_sklearn_r2_score():

@@ -33,7 +33,7 @@ def test_quick_run_writes_every_output_and_its_numbers_recompute(quick_run):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     for pop in nd.POPULATIONS:
         scores = summary["decoding"][pop]
-        assert set(scores) == {"wiener", "kalman", *config.networks}
+        assert set(scores) == {*nd.LINEAR, *config.networks}
         data = nd.Population(pop, config)
         # The linear decoders are deterministic: recomputed here, the same numbers.
         preds, fitted = nd.linear_decoders(data, config)
@@ -45,7 +45,7 @@ def test_quick_run_writes_every_output_and_its_numbers_recompute(quick_run):
             want = r_squared(arrays[decoder][:, scored], arrays["targets"][:, scored])
             assert scores[decoder]["r2"] == pytest.approx(want.tolist(), rel=1e-5, abs=1e-6), (pop, decoder)
             assert len(scores[decoder]["r2"]) == data.targets.shape[-1]
-        for decoder in ("wiener", "kalman"):
+        for decoder in nd.LINEAR:
             np.testing.assert_allclose(arrays[decoder], preds[decoder], rtol=1e-6)
 
 

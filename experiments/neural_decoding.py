@@ -71,6 +71,7 @@ spikes), ``statistics.png`` (rates, correlations, spectra of data, samples and b
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from typing import Any, ClassVar, Sequence
@@ -86,6 +87,7 @@ from seqjax.analysis.population_statistics import compare, correlation_matrix, f
 from seqjax.cells import gru, lstm
 from seqjax.data.spiking_population import (
     chapter_spike_trains,
+    numpy_generator,
     ornstein_uhlenbeck,
     place_cell_population,
     two_group_population,
@@ -232,10 +234,17 @@ def make_cell(model: str):
 
 
 def init_network(model: str, key: jax.Array, n_in: int, hidden: int, n_out: int, bias=None) -> dict:
+    """A cell of ``hidden`` units reading ``n_in`` features and a linear readout to ``n_out``
+    (bias ``bias``, zeros by default), initialised in one compiled call."""
+    b = jnp.zeros((n_out,), jnp.float32) if bias is None else jnp.asarray(bias, jnp.float32)
+    return _init_network(model, key, n_in, hidden, n_out, b)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2, 3, 4))
+def _init_network(model, key, n_in, hidden, n_out, bias):
     k_cell, k_out = jax.random.split(key)
-    b = jnp.zeros((n_out,)) if bias is None else jnp.asarray(bias, jnp.float32)
     return {"cell": make_cell(model).init(k_cell, n_in, hidden),
-            "readout": {"w": jax.random.normal(k_out, (hidden, n_out)) / math.sqrt(hidden), "b": b}}
+            "readout": {"w": jax.random.normal(k_out, (hidden, n_out)) / math.sqrt(hidden), "b": bias}}
 
 
 def network_outputs(model: str, params: dict, xs: jax.Array) -> jax.Array:
@@ -431,15 +440,12 @@ def generative_scores(samples: np.ndarray, data: Population, config: Config) -> 
     test = data.spikes[data.test]
     train = data.spikes[data.train]
     count = len(test)
-    key = jax.random.fold_in(jax.random.key(config.seed), 7)
-    k_poisson, k_shuffle = jax.random.split(key)
+    rng = numpy_generator(jax.random.fold_in(jax.random.key(config.seed), 7))
     mean_rate = train.mean((0, 1))
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(k_shuffle)).ravel())
     pick = rng.integers(0, len(train), size=(count, train.shape[2]))
     candidates = {
         "generated": samples,
-        "independent_poisson": np.asarray(jax.random.poisson(k_poisson, jnp.asarray(mean_rate, jnp.float32),
-                                                             test.shape)),
+        "independent_poisson": rng.poisson(mean_rate, test.shape),
         "shuffled": train[pick, :, np.arange(train.shape[2])[None, :]].transpose(0, 2, 1),
         "training_data": train[:count],
     }

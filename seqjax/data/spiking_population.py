@@ -51,6 +51,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -94,6 +95,13 @@ def _nonnegative_number(name: str, value) -> float:
     return float(value)
 
 
+def numpy_generator(key: jax.Array) -> np.random.Generator:
+    """A NumPy generator seeded from a JAX key (typed or raw): the same key, the same stream.
+    NumPy draws Poisson counts far faster than ``jax.random.poisson`` compiles on a CPU."""
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    return np.random.default_rng(np.asarray(data, np.uint32).ravel())
+
+
 def ornstein_uhlenbeck(
     key: jax.Array, trials: int, time: int, dims: int = 2, *, tau: float = 20.0, std: float = 1.0
 ) -> jax.Array:
@@ -109,6 +117,11 @@ def ornstein_uhlenbeck(
         _checks.positive_int(name, value)
     a = math.exp(-1.0 / _positive_number("tau", tau))
     std = _positive_number("std", std)
+    return _ornstein_uhlenbeck(key, trials, time, dims, a, std)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _ornstein_uhlenbeck(key, trials, time, dims, a, std):
     eps = jax.random.normal(key, (time, trials, dims))
     innovations = eps.at[1:].multiply(math.sqrt(1.0 - a * a)) * std
 
@@ -150,10 +163,15 @@ def place_cell_population(
     extent = _positive_number("extent", extent)
     k_centers, k_spikes = jax.random.split(key)
     centers = jax.random.uniform(k_centers, (neurons, x.shape[-1]), minval=-extent, maxval=extent)
+    rates = _tuning(x, centers, base, peak, width)
+    spikes = numpy_generator(k_spikes).poisson(np.asarray(rates, np.float64)).astype(np.int32)
+    return PlaceCells(jnp.asarray(spikes), rates, centers)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _tuning(x, centers, base, peak, width):
     sq = jnp.sum(jnp.square(x[..., None, :] - centers), axis=-1)
-    rates = (base + peak * jnp.exp(-sq / (2 * width * width))).astype(jnp.float32)
-    spikes = jax.random.poisson(k_spikes, rates).astype(jnp.int32)
-    return PlaceCells(spikes, rates, centers)
+    return (base + peak * jnp.exp(-sq / (2 * width * width))).astype(jnp.float32)
 
 
 def markov_states(key: jax.Array, trials: int, time: int, switch_probability: float) -> jax.Array:
@@ -164,6 +182,11 @@ def markov_states(key: jax.Array, trials: int, time: int, switch_probability: fl
     p = float(switch_probability)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"switch_probability must lie in [0, 1]; got {switch_probability!r}.")
+    return _markov_states(key, trials, time, p)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _markov_states(key, trials, time, p):
     k0, k_switch = jax.random.split(key)
     s0 = jax.random.bernoulli(k0, 0.5, (trials, 1)).astype(jnp.int32)
     switches = jax.random.bernoulli(k_switch, p, (trials, time - 1)).astype(jnp.int32)
@@ -204,8 +227,16 @@ def two_group_population(
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"inactive_gain must lie in [0, 1]; got {inactive_gain!r}.")
     noise = _nonnegative_number("noise", noise)
+    p = float(switch_probability)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"switch_probability must lie in [0, 1]; got {switch_probability!r}.")
+    return TwoGroups(*_two_groups(key, trials, time, neurons, tuple(float(w) for w in omegas), p, gamma, noise))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6, 7))
+def _two_groups(key, trials, time, neurons, omegas, p, gamma, noise):
     k_state, k_weight, k_phase, k_noise = jax.random.split(key, 4)
-    state = markov_states(k_state, trials, time, switch_probability)
+    state = _markov_states(k_state, trials, time, p)
     fast = jnp.arange(neurons) < neurons // 2
     omega = jnp.where(fast, omegas[0], omegas[1]).astype(jnp.float32)
     weight = jax.random.uniform(k_weight, (1, 1, neurons))  # the same neurons in every trial
@@ -216,7 +247,7 @@ def two_group_population(
     t = jnp.arange(time, dtype=jnp.float32)[None, :, None]
     clean = weight * gain * jnp.sin(omega * t + phase)
     activity = clean + noise * jax.random.normal(k_noise, clean.shape)
-    return TwoGroups(activity.astype(jnp.float32), state.astype(jnp.float32), fast, weight[0, 0])
+    return activity.astype(jnp.float32), state.astype(jnp.float32), fast, weight[0, 0]
 
 
 def chapter_spike_trains(

@@ -51,7 +51,6 @@ Example::
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import NamedTuple
 
@@ -97,7 +96,8 @@ def _nonnegative_number(name: str, value) -> float:
 
 def numpy_generator(key: jax.Array) -> np.random.Generator:
     """A NumPy generator seeded from a JAX key (typed or raw): the same key, the same stream.
-    NumPy draws Poisson counts far faster than ``jax.random.poisson`` compiles on a CPU."""
+    The generators here draw with NumPy: on a CPU, compiling the JAX samplers (threefry, the
+    Poisson sampler's loop) takes seconds, longer than simulating a whole population."""
     data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
     return np.random.default_rng(np.asarray(data, np.uint32).ravel())
 
@@ -117,21 +117,13 @@ def ornstein_uhlenbeck(
         _checks.positive_int(name, value)
     a = math.exp(-1.0 / _positive_number("tau", tau))
     std = _positive_number("std", std)
-    return _ornstein_uhlenbeck(key, trials, time, dims, a, std)
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
-def _ornstein_uhlenbeck(key, trials, time, dims, a, std):
-    eps = jax.random.normal(key, (time, trials, dims))
-    innovations = eps.at[1:].multiply(math.sqrt(1.0 - a * a)) * std
-
-    def step(x, e):
-        x = a * x + e
-        return x, x
-
-    first = innovations[0]
-    _, rest = jax.lax.scan(step, first, innovations[1:])
-    return jnp.swapaxes(jnp.concatenate([first[None], rest]), 0, 1)
+    rng = numpy_generator(key)
+    x = np.empty((trials, time, dims))
+    x[:, 0] = std * rng.standard_normal((trials, dims))
+    innovations = std * math.sqrt(1.0 - a * a) * rng.standard_normal((time - 1, trials, dims))
+    for t in range(1, time):
+        x[:, t] = a * x[:, t - 1] + innovations[t - 1]
+    return jnp.asarray(x, jnp.float32)
 
 
 def place_cell_population(
@@ -161,17 +153,12 @@ def place_cell_population(
     peak = _positive_number("peak_rate", peak_rate)
     base = _nonnegative_number("baseline_rate", baseline_rate)
     extent = _positive_number("extent", extent)
-    k_centers, k_spikes = jax.random.split(key)
-    centers = jax.random.uniform(k_centers, (neurons, x.shape[-1]), minval=-extent, maxval=extent)
-    rates = _tuning(x, centers, base, peak, width)
-    spikes = numpy_generator(k_spikes).poisson(np.asarray(rates, np.float64)).astype(np.int32)
-    return PlaceCells(jnp.asarray(spikes), rates, centers)
-
-
-@functools.partial(jax.jit, static_argnums=(2, 3, 4))
-def _tuning(x, centers, base, peak, width):
-    sq = jnp.sum(jnp.square(x[..., None, :] - centers), axis=-1)
-    return (base + peak * jnp.exp(-sq / (2 * width * width))).astype(jnp.float32)
+    rng = numpy_generator(key)
+    centers = jnp.asarray(rng.uniform(-extent, extent, size=(neurons, x.shape[-1])), jnp.float32)
+    sq = np.sum(np.square(np.asarray(x, np.float64)[..., None, :] - np.asarray(centers, np.float64)), axis=-1)
+    rates = (base + peak * np.exp(-sq / (2 * width * width))).astype(np.float32)
+    spikes = rng.poisson(rates.astype(np.float64)).astype(np.int32)
+    return PlaceCells(jnp.asarray(spikes), jnp.asarray(rates), centers)
 
 
 def markov_states(key: jax.Array, trials: int, time: int, switch_probability: float) -> jax.Array:
@@ -182,16 +169,13 @@ def markov_states(key: jax.Array, trials: int, time: int, switch_probability: fl
     p = float(switch_probability)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"switch_probability must lie in [0, 1]; got {switch_probability!r}.")
-    return _markov_states(key, trials, time, p)
+    return jnp.asarray(_markov_states(numpy_generator(key), trials, time, p))
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _markov_states(key, trials, time, p):
-    k0, k_switch = jax.random.split(key)
-    s0 = jax.random.bernoulli(k0, 0.5, (trials, 1)).astype(jnp.int32)
-    switches = jax.random.bernoulli(k_switch, p, (trials, time - 1)).astype(jnp.int32)
-    flips = jnp.concatenate([jnp.zeros((trials, 1), jnp.int32), jnp.cumsum(switches, axis=1)], axis=1)
-    return (s0 + flips) % 2
+def _markov_states(rng: np.random.Generator, trials: int, time: int, p: float) -> np.ndarray:
+    s0 = rng.integers(0, 2, size=(trials, 1))
+    flips = np.cumsum(rng.random((trials, time - 1)) < p, axis=1)
+    return ((s0 + np.concatenate([np.zeros((trials, 1), np.int64), flips], axis=1)) % 2).astype(np.int32)
 
 
 def two_group_population(
@@ -230,24 +214,19 @@ def two_group_population(
     p = float(switch_probability)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"switch_probability must lie in [0, 1]; got {switch_probability!r}.")
-    return TwoGroups(*_two_groups(key, trials, time, neurons, tuple(float(w) for w in omegas), p, gamma, noise))
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6, 7))
-def _two_groups(key, trials, time, neurons, omegas, p, gamma, noise):
-    k_state, k_weight, k_phase, k_noise = jax.random.split(key, 4)
-    state = _markov_states(k_state, trials, time, p)
-    fast = jnp.arange(neurons) < neurons // 2
-    omega = jnp.where(fast, omegas[0], omegas[1]).astype(jnp.float32)
-    weight = jax.random.uniform(k_weight, (1, 1, neurons))  # the same neurons in every trial
-    phase = jax.random.uniform(k_phase, (trials, 1, neurons), maxval=2 * math.pi)
+    rng = numpy_generator(key)
+    state = _markov_states(rng, trials, time, p)
+    fast = np.arange(neurons) < neurons // 2
+    omega = np.where(fast, omegas[0], omegas[1])
+    weight = rng.random(neurons)  # the same neurons in every trial
+    phase = rng.uniform(0.0, 2 * math.pi, size=(trials, 1, neurons))
     # State 0: the fast group active; state 1: the slow one.
-    active = jnp.where(state[..., None] == 0, fast, ~fast)
-    gain = jnp.where(active, 1.0, gamma)
-    t = jnp.arange(time, dtype=jnp.float32)[None, :, None]
-    clean = weight * gain * jnp.sin(omega * t + phase)
-    activity = clean + noise * jax.random.normal(k_noise, clean.shape)
-    return activity.astype(jnp.float32), state.astype(jnp.float32), fast, weight[0, 0]
+    active = np.where(state[..., None] == 0, fast, ~fast)
+    gain = np.where(active, 1.0, gamma)
+    t = np.arange(time)[None, :, None]
+    activity = weight * gain * np.sin(omega * t + phase) + noise * rng.standard_normal((trials, time, neurons))
+    return TwoGroups(jnp.asarray(activity, jnp.float32), jnp.asarray(state, jnp.float32), jnp.asarray(fast),
+                     jnp.asarray(weight, jnp.float32))
 
 
 def chapter_spike_trains(
@@ -267,5 +246,6 @@ def chapter_spike_trains(
                          f"burst_neurons in [0, neurons={neurons}]; got {burst!r}, {burst_neurons!r}.")
     in_burst = ((np.arange(time) >= start) & (np.arange(time) < stop))[:, None] & (np.arange(neurons) < burst_neurons)
     prob = jnp.broadcast_to(jnp.where(in_burst, burst_rate, rate), (trials, time, neurons)).astype(jnp.float32)
-    spikes = jax.random.bernoulli(key, prob).astype(jnp.int32)
+    spikes = (numpy_generator(key).random(prob.shape) < np.asarray(prob)).astype(np.int32)
+    spikes = jnp.asarray(spikes)
     return spikes, prob

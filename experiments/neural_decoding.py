@@ -94,7 +94,7 @@ from seqjax.data.spiking_population import (
 )
 from seqjax.experiment import RunCheckpoints, RunDir, environment, option, parse, progress, run_experiment
 from seqjax.recurrence import rnn
-from seqjax.train import bits_per_spike, clip_by_global_norm, make_eval_step, make_train_step, mse, poisson_nll
+from seqjax.train import bits_per_spike, clip_by_global_norm, make_train_step, mse, poisson_nll
 
 NAME = "neural_decoding"
 POPULATIONS = ("two_group", "place_cells")
@@ -113,7 +113,7 @@ class Config:
     """Decode a behavioural variable (Wiener, Kalman, GRU, LSTM); model spike trains with a GRU."""
 
     QUICK: ClassVar[dict[str, Any]] = {
-        "networks": ("lstm",), "spike_data": ("place_cells",),
+        "populations": ("place_cells",), "networks": ("lstm",), "spike_data": ("place_cells",),
         "trials": 20, "test_trials": 4, "validation_trials": 4, "time": 40, "neurons": 12,
         "hidden": 8, "steps": 12, "batch_size": 4, "eval_every": 6, "lags": 3,
         "generative_hidden": 8, "generative_steps": 12, "chapter_trials": 20, "chapter_time": 40,
@@ -260,14 +260,20 @@ def softplus_inverse(y):
 def decoder_loss(model: str):
     def loss_fn(params, batch, key):
         xs, ys = batch
-        return mse(network_outputs(model, params, xs), ys)
+        return _loss_of_outputs("decode", network_outputs(model, params, xs), ys)
 
     return loss_fn
 
 
+def _loss_of_outputs(task: str, outputs: jax.Array, targets: jax.Array) -> jax.Array:
+    """The training loss from the network's outputs: squared error (decoding) or the Poisson NLL
+    of the counts under softplus rates (next-step prediction)."""
+    return mse(outputs, targets) if task == "decode" else poisson_nll(jax.nn.softplus(outputs), targets)
+
+
 def generative_loss(params, batch, key):
     xs, counts = batch
-    return poisson_nll(jax.nn.softplus(network_outputs("gru", params, xs)), counts)
+    return _loss_of_outputs("generate", network_outputs("gru", params, xs), counts)
 
 
 def sample_spikes(params: dict, key: jax.Array, trials: int, time: int) -> tuple[jax.Array, jax.Array]:
@@ -332,7 +338,11 @@ def train_one(index: int, runs: list, data: Population, config: Config, run_dir:
         loss_fn = generative_loss
     optimizer = make_optimizer(config, steps)
     step = make_train_step(loss_fn, optimizer)
-    evaluate = make_eval_step(loss_fn)
+    # One compiled forward pass serves validation and the held-out trials (equal counts by default).
+    forward = jax.jit(network_outputs, static_argnums=0)
+
+    def validation_loss(params):
+        return float(_loss_of_outputs(task, forward(model, params, val[0]), val[1]))
     template = {"params": init, "opt_state": optimizer.init(init), "best": jax.tree.map(jnp.copy, init)}
     current, state = ckpt.sweep_run(sweep, index, template,
                                     lambda: {"run": index, "step": 0, "best_val": None, "best_step": 0,
@@ -348,7 +358,7 @@ def train_one(index: int, runs: list, data: Population, config: Config, run_dir:
         params, opt_state, metrics = step(params, opt_state, (train[0][idx], train[1][idx]))
         done = k + 1
         if done % config.eval_every == 0 or done == steps:
-            val_loss = float(evaluate(params, val)["loss"])
+            val_loss = validation_loss(params)
             run_dir.log(kind="eval", task=task, data=name, model=model, step=done,
                         train_loss=float(metrics["loss"]), val_loss=val_loss)
             if current["best_val"] is None or val_loss < current["best_val"]:
@@ -365,11 +375,11 @@ def train_one(index: int, runs: list, data: Population, config: Config, run_dir:
     record = {"best_val": current["best_val"], "best_step": current["best_step"],
               "wall_s": round(wall_before + time.perf_counter() - started, 2)}
     if task == "decode":
-        z = np.asarray(jax.jit(network_outputs, static_argnums=0)(model, best, data.z_inputs(data.test)))
+        z = np.asarray(forward(model, best, data.z_inputs(data.test)))
         record["predictions"] = (z * data.out_std + data.out_mean).astype(np.float32)
     else:
         xs, _ = data.next_step(data.test)
-        record["test_rates"] = np.asarray(jax.nn.softplus(jax.jit(network_outputs, static_argnums=0)("gru", best, xs)))
+        record["test_rates"] = np.asarray(jax.nn.softplus(forward("gru", best, xs)))
         record["samples"] = np.asarray(jax.jit(sample_spikes, static_argnums=(2, 3))(
             best, jax.random.fold_in(key, 2), len(data.test), data.spikes.shape[1])[0])
     sweep["finished"].append(record)

@@ -609,13 +609,13 @@ def plot_statistics(samples: dict, data: dict, config: Config) -> Figure:
         ref_rate, ref_corr = firing_rates(test), correlation_matrix(test, config.corr_bin)
         i, j = np.triu_indices(test.shape[2], k=1)
         freq, ref_spec = power_spectrum(test)
-        axes[row, 2].loglog(freq[1:], ref_spec[1:], color="k", lw=2, label="held out")
+        axes[row, 2].semilogy(freq[1:], ref_spec[1:], color="k", lw=2, label="held out")
         for kind in ("generated", "independent_poisson", "shuffled"):
             a = cands[kind]
             axes[row, 0].scatter(ref_rate, firing_rates(a), s=8, color=COLORS[kind], label=kind)
             axes[row, 1].scatter(ref_corr[i, j], correlation_matrix(a, config.corr_bin)[i, j], s=4, alpha=0.5,
                                  color=COLORS[kind], label=kind)
-            axes[row, 2].loglog(freq[1:], power_spectrum(a)[1][1:], color=COLORS[kind], lw=1, label=kind)
+            axes[row, 2].semilogy(freq[1:], power_spectrum(a)[1][1:], color=COLORS[kind], lw=1, label=kind)
         lim = [0, float(max(ref_rate.max(), 1e-3)) * 1.1]
         axes[row, 0].plot(lim, lim, "k:", lw=1)
         axes[row, 1].plot([-1, 1], [-1, 1], "k:", lw=1)

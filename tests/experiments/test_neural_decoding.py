@@ -114,7 +114,7 @@ def test_the_chapter_spike_trains_split_like_the_chapter():
     assert float(jnp.abs(previous[:, 0]).sum()) == 0.0
 
 
-@pytest.mark.parametrize("model", nd.NETWORKS)
+@pytest.mark.parametrize("model", ["gru", pytest.param("lstm", marks=pytest.mark.slow)])
 def test_recurrent_decoders_are_causal(model):
     params = nd.init_network(model, jax.random.key(0), 5, 6, 2)
     xs = jax.random.normal(jax.random.key(1), (2, 12, 5))
@@ -129,8 +129,8 @@ def test_free_sampling_feeds_its_own_spikes_back():
     sampled history (counts of bin t - 1 as the input of bin t), and the counts are Poisson."""
     n = 4
     params = nd.init_network("gru", jax.random.key(2), n, 8, n, bias=nd.softplus_inverse(np.full(n, 0.7)))
-    counts, rates = nd.sample_spikes(params, jax.random.key(3), 300, 10)
-    assert counts.shape == rates.shape == (300, 10, n) and counts.dtype == jnp.int32
+    counts, rates = nd.sample_spikes(params, jax.random.key(3), 300, 8)
+    assert counts.shape == rates.shape == (300, 8, n) and counts.dtype == jnp.int32
     previous = jnp.concatenate([jnp.zeros((300, 1, n)), counts[:, :-1].astype(jnp.float32)], axis=1)
     forced = jax.nn.softplus(nd.network_outputs("gru", params, previous))
     np.testing.assert_allclose(np.asarray(forced), np.asarray(rates), rtol=1e-5, atol=1e-6)

@@ -46,8 +46,40 @@ What it measures
        own statistics kept, the coordination destroyed), and ``training_data`` (as many
        training trials as held-out ones: the score of a perfect model with this many trials).
 
-Result
-    See the README's experiment table and ``metrics.json`` (filled in from the default run below).
+Result (default run: 400 trials x 200 bins x 50 neurons per decoding population, 320 / 40 / 40
+train / validation / test; 7.4 minutes on a heavily shared 2-core machine; ``metrics.json``)
+    Held-out R^2 (mean over output dimensions):
+
+    ============  ======  ==============  ======  =====  =====
+    population    wiener  wiener_squared  kalman  gru    lstm
+    ============  ======  ==============  ======  =====  =====
+    two_group     -0.006  0.912           -0.145  0.904  0.911
+    place_cells   0.621   0.573           0.589   0.853  0.857
+    ============  ======  ==============  ======  =====  =====
+
+    The recurrent decoders beat both classical filters on the place cells (0.85 against 0.62 /
+    0.59), as Glaser et al. 2020 found on recorded data; the Kalman filter is slightly below the
+    Wiener filter, though its fitted dynamics are right (``|eig A|`` 0.951, the trajectory's
+    ``exp(-1/20)``): its linear-Gaussian observation model is wrong for place fields. On the
+    chapter's two frequency groups no linear decoder of the activity reads the state (R^2 about
+    0), because the state is in the oscillations' power; the Wiener filter on the squared activity
+    reads it as well as the GRU and LSTM do (0.91), which learn that non-linearity themselves.
+
+    Next-step prediction (held-out nats per bin and neuron, bits per spike over each neuron's
+    constant rate): place cells, GRU 0.2231 (0.675 bits/spike), constant 0.2559, true rates
+    0.2039 (1.068 bits/spike, the ceiling); the chapter's spike trains, GRU 0.3480 (0.139),
+    constant 0.3591, PSTH 0.3463 (0.161), true rates 0.3436 (0.196). On the chapter's data the GRU
+    is no better than the PSTH: its validation loss is lowest after 50 steps, and 160 trials are
+    over-fitted after that.
+
+    Sampled freely, the place-cell GRU reproduces the population's coordination: its pairwise
+    correlations correlate 0.957 with the held-out ones (as many training trials: 0.973;
+    independent Poisson -0.002; each neuron from a shuffled trial 0.022), its spectra are within
+    0.024 (mean ``|log10|`` error; independent Poisson 0.049, training trials 0.015), its rates
+    within 0.013 spikes per bin (the baselines, built from the training rates: 0.005 to 0.008).
+    On the chapter's data the samples miss most of the burst (correlation similarity 0.44 against
+    0.86 for training trials; the burst neurons at 0.12 instead of 0.17 spikes per bin): teacher
+    forced, the GRU predicts the burst once it has begun; run freely, it seldom starts one.
 
 Run::
 
@@ -594,8 +626,8 @@ def plot_raster(samples: dict, data: dict) -> Figure:
     for row, (name, cands) in enumerate(samples.items()):
         arrays = {"held_out": data[name].spikes[data[name].test], **cands}
         for ax, kind in zip(axes[row], kinds):
-            ax.imshow(np.minimum(arrays[kind][0].T, 3), aspect="auto", cmap="binary", interpolation="nearest")
-            ax.set_title(f"{name}: {kind.replace('_', ' ')} (one trial)", fontsize=9)
+            ax.imshow(arrays[kind][0].T, aspect="auto", cmap="binary", interpolation="nearest", vmin=0, vmax=2)
+            ax.set_title(f"{name}: {kind.replace('_', ' ')} (one trial; black: 2+ spikes)", fontsize=9)
             ax.set_xlabel("bin")
             ax.set_ylabel("neuron")
     return fig

@@ -2,6 +2,10 @@
 
 * :mod:`seqjax.analysis.fixed_points`: fixed and slow points by minimising the speed
   ``q = 1/2 |F(h) - h|^2`` (Sussillo & Barak 2013), their Jacobians and stability.
+* :mod:`seqjax.analysis.linear_decoders`: Wiener and Kalman filters decoding a variable from
+  population activity, fitted in closed form (Wu et al. 2003, Glaser et al. 2020), and R^2.
+* :mod:`seqjax.analysis.population_statistics`: firing rates, pairwise correlations and power
+  spectra of two sets of population activity, compared.
 """
 
 from seqjax.analysis.fixed_points import (
@@ -12,5 +16,8 @@ from seqjax.analysis.fixed_points import (
     speed,
     unique_points,
 )
+from seqjax.analysis.linear_decoders import KalmanParams, WienerFilter, fit_kalman, fit_wiener, fit_wiener_path, kalman_filter, lagged, r_squared
+from seqjax.analysis.population_statistics import compare as compare_populations
 
-__all__ = ["FixedPointSearch", "Linearisation", "find_fixed_points", "linearise", "speed", "unique_points"]
+__all__ = ["KalmanParams", "WienerFilter", "compare_populations", "fit_kalman", "fit_wiener", "fit_wiener_path", "kalman_filter",
+           "lagged", "r_squared", "FixedPointSearch", "Linearisation", "find_fixed_points", "linearise", "speed", "unique_points"]

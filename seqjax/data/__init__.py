@@ -11,6 +11,7 @@ from seqjax.data.corpora import MissingOptionalDependency, available_corpora, lo
 from seqjax.data.precedence import precedence_task, swap_tokens
 from seqjax.data.reorder_translation import sample_pair as reorder_translation_pair
 from seqjax.data.reorder_translation import sample_pairs as reorder_translation_pairs
+from seqjax.data.spiking_population import chapter_spike_trains, ornstein_uhlenbeck, place_cell_population, two_group_population
 from seqjax.data.synthetic import (
     COPY_VOCAB,
     adding_baseline_mse,
@@ -45,6 +46,7 @@ __all__ = [
     "WordTokenizer",
     "adding_baseline_mse",
     "adding_problem",
+    "chapter_spike_trains", "ornstein_uhlenbeck", "place_cell_population", "two_group_population",
     "available_corpora",
     "bucket_by_length",
     "bucketed_batches",

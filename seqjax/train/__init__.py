@@ -45,6 +45,7 @@ from seqjax.train.clipping import (
 from seqjax.train.early_stopping import EarlyStopping, early_stopping
 from seqjax.train.metrics import corpus_bleu
 from seqjax.train.losses import bits_per_character, cross_entropy, mse, perplexity, smoothed_targets
+from seqjax.train.losses import bits_per_spike, poisson_nll
 from seqjax.train.optim import (
     adamw,
     decay_mask,
@@ -74,7 +75,7 @@ from seqjax.train.step import (
 
 __all__ = [
     "Checkpointer", "EarlyStopping", "Restored", "adamw", "adaptive_clip", "batch_sharding",
-    "bits_per_character", "cast_floating", "corpus_bleu", "clip_by_global_norm", "clip_by_value", "cross_entropy",
+    "bits_per_character", "bits_per_spike", "poisson_nll", "cast_floating", "corpus_bleu", "clip_by_global_norm", "clip_by_value", "cross_entropy",
     "data_mesh", "decay_mask", "discriminative", "early_stopping", "ema_norm_clip",
     "inverse_sqrt_warmup", "make_clipping", "make_eval_step", "make_train_step", "module_loss",
     "mse", "multi_group", "param_paths", "param_role", "path_labels", "perplexity", "replicate", "replicated",

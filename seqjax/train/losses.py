@@ -1,4 +1,4 @@
-"""Losses: masked cross-entropy with label smoothing, masked MSE, bits per character.
+"""Losses: masked cross-entropy with label smoothing, masked MSE, Poisson likelihood, bits per character.
 
 Every loss is computed in float32 whatever the dtype of the logits (bfloat16 logits are upcast
 first: a log-softmax in bfloat16 loses about three decimal digits), and a padding/validity mask
@@ -104,19 +104,62 @@ def mse(predictions: jax.Array, targets: jax.Array, *, mask: jax.Array | None = 
     valid *elements* after broadcasting (a ``[b, t, 1]`` mask over ``[b, t, d]`` counts ``d`` per
     valid step).
     """
-    predictions = jnp.asarray(predictions)
-    targets = jnp.asarray(targets)
-    _checks.choice("reduction", reduction, REDUCTIONS)
-    if predictions.shape != targets.shape:
-        raise ValueError(
-            f"predictions and targets must have the same shape; got {tuple(predictions.shape)} and "
-            f"{tuple(targets.shape)} (no silent broadcasting)."
-        )
+    predictions, targets = _same_shape("predictions", predictions, "targets", targets, reduction)
     per_elem = jnp.square(predictions.astype(jnp.float32) - targets.astype(jnp.float32))
-    if mask is not None:
-        mask = _checks.boolean_mask("mask", mask, per_elem.shape, "predictions.shape")
-        mask = jnp.broadcast_to(mask, per_elem.shape)
-    return _reduce(per_elem, mask, reduction)
+    return _reduce_elements(per_elem, mask, reduction, "predictions.shape")
+
+
+def poisson_nll(
+    rates: jax.Array,
+    counts: jax.Array,
+    *,
+    log_input: bool = False,
+    mask: jax.Array | None = None,
+    reduction: str = "mean",
+    eps: float = 1e-8,
+) -> jax.Array:
+    """Negative Poisson log-likelihood of spike ``counts`` under ``rates`` (float32), in nats::
+
+        -log p(k | lambda) = lambda - k log(lambda) + log(k!)
+
+    The ``log(k!)`` term (``lgamma(k + 1)``) is kept, so the mean is a true log-likelihood per
+    bin and models and baselines can be compared in nats or bits (:func:`bits_per_spike`); it
+    does not change the gradient. With ``log_input`` the first argument is ``log lambda`` (an
+    ``exp`` readout, PyTorch's ``poisson_nll_loss(log_input=True)``); otherwise it is ``lambda``
+    itself (a softplus readout) and ``log(lambda + eps)`` is used.
+
+    Args:
+      rates: ``[...]`` predicted rates (or log rates), spikes per bin.
+      counts: ``[...]`` non-negative counts (integer or float), the same shape.
+      mask: boolean, broadcastable to the shape; the mean is over valid elements.
+      reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Example::
+
+        >>> import jax.numpy as jnp
+        >>> from seqjax.train.losses import poisson_nll
+        >>> round(float(poisson_nll(jnp.array([2.0]), jnp.array([3]))), 4)   # 2 - 3 log 2 + log 6
+        1.7123
+    """
+    rates, counts = _same_shape("rates", rates, "counts", counts, reduction)
+    if not jnp.issubdtype(rates.dtype, jnp.floating):
+        raise ValueError(f"rates must be floating point; got dtype {rates.dtype}.")
+    rates = rates.astype(jnp.float32)
+    k = counts.astype(jnp.float32)
+    if log_input:
+        per_elem = jnp.exp(rates) - k * rates
+    else:
+        per_elem = rates - k * jnp.log(rates + eps)
+    per_elem = per_elem + jax.scipy.special.gammaln(k + 1.0)
+    return _reduce_elements(per_elem, mask, reduction, "rates.shape")
+
+
+def bits_per_spike(nll_model: Any, nll_baseline: Any, spikes: Any) -> Any:
+    """Information gain over a baseline in bits per spike (Pillow et al. 2008):
+    ``(nll_baseline - nll_model) / (spikes * ln 2)``, from *summed* negative log-likelihoods in
+    nats and the number of spikes they cover. The baseline is usually each neuron's constant mean
+    rate: 0 bits per spike is no better than it."""
+    return (nll_baseline - nll_model) / (spikes * math.log(2.0))
 
 
 def bits_per_character(nats_per_character: Any) -> Any:
@@ -127,6 +170,27 @@ def bits_per_character(nats_per_character: Any) -> Any:
 def perplexity(nats_per_token: Any) -> Any:
     """Perplexity ``exp(L)`` of a mean cross-entropy ``L`` in nats per token."""
     return jnp.exp(nats_per_token)
+
+
+def _same_shape(a_name: str, a: Any, b_name: str, b: Any, reduction: str) -> tuple[jax.Array, jax.Array]:
+    """The two arrays of an elementwise loss, after checking ``reduction`` and that their shapes
+    are equal (never broadcast silently)."""
+    a, b = jnp.asarray(a), jnp.asarray(b)
+    _checks.choice("reduction", reduction, REDUCTIONS)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{a_name} and {b_name} must have the same shape; got {tuple(a.shape)} and "
+            f"{tuple(b.shape)} (no silent broadcasting)."
+        )
+    return a, b
+
+
+def _reduce_elements(per_elem: jax.Array, mask: Any, reduction: str, layout: str) -> jax.Array:
+    """:func:`_reduce` of an elementwise loss whose boolean ``mask`` broadcasts to it."""
+    if mask is not None:
+        mask = _checks.boolean_mask("mask", mask, per_elem.shape, layout)
+        mask = jnp.broadcast_to(mask, per_elem.shape)
+    return _reduce(per_elem, mask, reduction)
 
 
 def _reduce(per_item: jax.Array, mask: jax.Array | None, reduction: str) -> jax.Array:

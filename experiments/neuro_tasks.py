@@ -28,8 +28,15 @@ How
     Each (task, model) pair trains with Adam on fresh trials every step (a function of the seed,
     the task and the step), weighted cross-entropy over time (Yang et al. 2019's loss weights:
     1 before the go cue, 0 for 100 ms after it, 5 after; ``--loss mse`` uses their sigmoid
-    outputs and squared error instead), gradients clipped by global norm. The rate network's
-    recurrent noise is drawn per trial from the step's key; evaluation uses held-out keys.
+    outputs and squared error instead), gradients clipped by global norm, at a constant learning
+    rate or (``--schedule warmup_cosine``) a linear warmup then a cosine decay over the run's
+    budget. The rate network's recurrent noise is drawn per trial from the step's key; evaluation
+    uses held-out keys. Each run has a step budget (``steps`` for the rate RNN,
+    ``comparison_steps`` for the GRU and LSTM, ``task_steps`` per task for every model). After
+    every chunk of (at most 50) steps the run scores a fixed validation batch of the training
+    distribution (its own key, not the evaluation's); with ``--stop-accuracy A`` a run ends once
+    that accuracy reaches ``A``, so tasks that saturate early (go, anti) do not spend the budget
+    the hard ones need. The reported accuracy is always on the separate evaluation trials.
 
 Result (default run: 64 units, rate RNN 1000 Adam steps per task, GRU and LSTM 300; 24 minutes
 on a heavily shared 2-core machine; numbers in ``metrics.json``)

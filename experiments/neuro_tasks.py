@@ -136,6 +136,7 @@ class Config:
         "hidden": 16,
         "steps": 20,
         "comparison_steps": 10,
+        "stop_accuracy": None,
         "batch_size": 16,
         "eval_batch": 64,
         "psychometric_trials": 16,
@@ -148,14 +149,14 @@ class Config:
     tasks: tuple[str, ...] = option(tuple(TASKS), f"tasks to train on, from {tuple(TASKS)}")
     models: tuple[str, ...] = option(MODELS, "models: rate (leaky rate RNN), gru, lstm")
     hidden: int = option(64, "units per network (Yang et al. 2019 use 256 for 20 tasks at once)")
-    steps: int = option(1000, "maximum Adam steps per task for the rate RNN (early stopping may end a task sooner)")
-    comparison_steps: int | None = option(300, "maximum Adam steps per task for the GRU and the LSTM (none: the rate RNN's)")
+    steps: int = option(3000, "maximum Adam steps per task for the rate RNN (early stopping may end a task sooner)")
+    comparison_steps: int | None = option(1000, "maximum Adam steps per task for the GRU and the LSTM (none: the rate RNN's)")
     task_steps: tuple[str, ...] = option((), "per-task budgets for every model, as task=steps (they override steps and comparison_steps)")
-    stop_accuracy: float | None = option(None, "end a task's training once its validation accuracy reaches this (none: never)")
+    stop_accuracy: float | None = option(0.98, "end a task's training once its validation accuracy reaches this (none: never)")
     validation_batch: int = option(256, "validation trials, scored after every chunk of steps (early stopping, learning curves)")
     batch_size: int = option(64, "trials per step")
-    learning_rate: float = option(3e-3, "Adam (peak) learning rate")
-    schedule: Literal["constant", "warmup_cosine"] = option("constant", "learning rate: constant, or linear warmup then cosine decay over the task's budget")
+    learning_rate: float = option(1e-2, "Adam (peak) learning rate")
+    schedule: Literal["constant", "warmup_cosine"] = option("warmup_cosine", "learning rate: constant, or linear warmup then cosine decay over the task's budget")
     warmup_steps: int = option(100, "warmup_cosine: warmup steps (at most half the budget)")
     final_lr_fraction: float = option(0.05, "warmup_cosine: the learning rate at the end of the budget, as a fraction of the peak")
     clip_norm: float = option(1.0, "clip gradients to this global norm")

@@ -106,7 +106,8 @@ def test_warmup_cosine_schedule_against_its_formula():
                    end + (peak - end) * 0.5 * (1 + np.cos(np.pi * np.clip(steps - 100, 0, 900) / 900)))
     np.testing.assert_allclose([float(schedule(int(i))) for i in steps], ref, rtol=1e-5, atol=1e-9)
     assert nt.learning_rate(config, 60)(30) == pytest.approx(0.01)        # warmup capped at half the budget
-    assert nt.learning_rate(nt.Config(**nt.Config.QUICK), 1000) == nt.Config.learning_rate
+    constant = nt.Config(**(nt.Config.QUICK | {"schedule": "constant", "learning_rate": 0.004}))
+    assert nt.learning_rate(constant, 1000) == 0.004
 
 
 def test_validation_is_the_held_out_accuracy_after_the_chunk():

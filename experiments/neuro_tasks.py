@@ -38,28 +38,41 @@ How
     that accuracy reaches ``A``, so tasks that saturate early (go, anti) do not spend the budget
     the hard ones need. The reported accuracy is always on the separate evaluation trials.
 
-Result (default run: 64 units, rate RNN 1000 Adam steps per task, GRU and LSTM 300; 24 minutes
-on a heavily shared 2-core machine; numbers in ``metrics.json``)
-    Held-out accuracy, rate / GRU / LSTM: perceptual decision 0.83 / 0.71 / 0.67, context-dependent
-    decision 0.79 / 0.48 / 0.58, match to sample 0.95 / 0.91 / 0.68, non-match 0.90 / 0.52 / 0.49,
-    go 1.00 / 1.00 / 1.00, anti 1.00 / 1.00 / 1.00, delayed go 0.92 / 0.25 / 0.12, ready-set-go
-    0.90 / 1.00 / 1.00. The GRU and LSTM had less than a third of the rate network's steps, so
-    this compares budgets, not architectures. The rate network's decision making falls short of
-    90%: its psychometric curve is steep (logistic slope 27 per unit coherence, 75% threshold
-    0.041) but it lapses (0.85 to 0.92 correct at coherence 0.1 to 0.4, 6% broken fixations).
-    The shortfall is training length, not capacity. Trained for 3000 steps
-    (``--tasks perceptual_decision --models rate --steps 3000``, 5 minutes), the same network
-    reaches 0.98: 1.00 from coherence 0.1 up, 0.64 at 0.01, no broken fixations, slope 58,
-    threshold 0.019. It also has 13 fixed points under the decision input, 4 of them stable.
-    In context-dependent decisions it is right on 99.6% of congruent trials and 58% of incongruent
-    ones: it has not learned to ignore the irrelevant modality. Its match-to-sample accuracy holds
-    at delays it never saw (0.99 at 1.5 s, 0.92 at 2 s), and non-match does not (0.53, 0.39).
-    Ready-set-go shows a central tendency: it produces 527 ms for 480 and 739 ms for 800.
-    Fixed points under the held input: the delay period of match to sample has 8 slow points,
-    one per sample direction, each weakly unstable (leading ``|lambda|`` 1.03 to 1.05). The memory
-    is held by slow dynamics, not by attractors. Delayed go has 22 points along a line (9 stable,
-    20 with leading ``|lambda|`` within 0.01 of 1), like a ring attractor. In context-dependent
-    decisions 9 of the 10 points are stable. Go and anti have none below the speed tolerance.
+Result (default run: 64 units, Adam at peak learning rate 0.01 with 100 warmup steps and a
+cosine decay over a budget of 3000 steps per task for the rate RNN and 1000 for the GRU and the
+LSTM, each run stopped once its validation accuracy reaches 0.98; 37 minutes wall, 29 of them
+training, on a 2-core machine shared at a load average of 15-20, so the time says little; numbers
+in ``metrics.json``)
+    Held-out accuracy, rate / GRU / LSTM (Adam steps used in brackets): perceptual decision
+    0.983 (850) / 0.999 (350) / 0.983 (750), context-dependent decision 0.984 (1350) / 0.949
+    (1000) / 0.873 (1000), match to sample 0.972 (850) / 0.968 (350) / 0.988 (850), non-match
+    0.981 (1250) / 0.969 (800) / 0.494 (1000), go 0.998 (250) / 1.00 (100) / 1.00 (100), anti
+    0.996 (250) / 1.00 (100) / 1.00 (100), delayed go 0.994 (1550) / 1.00 (550) / 0.250 (1000),
+    ready-set-go 0.984 (1050) / 0.992 (200) / 1.00 (250). The rate network passes 0.9 on every
+    task, on the same trials as before (decision coherences 0.05-0.4). Every GRU run met the
+    criterion but context-dependent decisions (budget spent at 0.949); the LSTM did not learn
+    non-match or delayed go in its 1000 steps (validation near chance throughout).
+    What changed the rate network's results is the learning rate. At the earlier 3e-3 (constant,
+    1000 steps) it reached 0.83 on perceptual and 0.79 on context-dependent decisions; at 3e-3 for
+    2000 steps, 0.94 / 0.95 (constant) and 0.96 / 0.88 (warmup + cosine); at 0.01 with warmup +
+    cosine over 2000 steps, 1.000 / 0.998 (non-match 1.000 against 0.974). A constant 0.01 learns
+    as fast but its validation accuracy keeps moving (between 0.96 and 1.00 over the last 750
+    steps of 2000); the decay settles it. Early stopping then spends 250 steps on go and anti instead of 1000.
+    Perceptual decisions: 0.99 to 1.00 correct from coherence 0.04 to 0.2, but 0.94 at 0.4 (a
+    dip at the strongest stimulus that this run does not explain);
+    at Yang et al. 2019's coherences, never trained on, 0.70 at 0.01, 0.87 at 0.02, 0.99 at 0.04,
+    1.00 at 0.08. Logistic slope 98 per unit coherence, 75% threshold 0.011 (GRU 0.010, LSTM
+    0.021); 0.6% broken fixations. Context-dependent decisions: 0.989 congruent, 0.980
+    incongruent, so it does ignore the irrelevant modality (the 1000-step network did not: 0.58
+    incongruent). Match and non-match to sample hold at delays never trained (match 0.95 at 1.5
+    s, 0.94 at 2 s; non-match 0.98, 0.94). Ready-set-go still regresses to the mean, now less:
+    482 ms for 480, 754 ms for 800.
+    Fixed points under the held input: the match-to-sample delay has 14 points, 8 stable (leading
+    ``|lambda|`` 0.96-0.98) and 6 weakly unstable (1.04-1.07); delayed go has 25 along a line, 16
+    of them with leading ``|lambda|`` within 0.01 of 1, like a ring attractor; context-dependent
+    decisions 19 (18 stable), perceptual decisions 3 (1 stable). Go has 20 points, all weakly
+    unstable (1.03), anti 5 marginal ones (1.002). Choice selectivity is near 1 for almost every
+    unit of the decision and memory tasks (median 0.95-1.00).
 
 Run::
 
@@ -571,7 +584,7 @@ def plot_accuracy(results: dict, config: Config) -> Figure:
     ax.axhline(0.9, color="grey", ls="--", lw=0.8)
     ax.set_xticks(np.arange(len(config.tasks)) + 0.4 - width / 2, [t.replace("_", "\n") for t in config.tasks], fontsize=8)
     ax.set_ylabel("held-out accuracy")
-    ax.set_ylim(0, 1.02)
+    ax.set_ylim(0, 1.1)
     ax.legend(fontsize=8)
     for i, model in enumerate(config.models):     # steps trained, over each bar
         for j, task in enumerate(config.tasks):

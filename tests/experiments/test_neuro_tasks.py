@@ -110,6 +110,7 @@ def test_warmup_cosine_schedule_against_its_formula():
     assert nt.learning_rate(constant, 1000) == 0.004
 
 
+@pytest.mark.slow      # compiles a training chunk: ~10 s
 def test_validation_is_the_held_out_accuracy_after_the_chunk():
     """train_chunk's validation number is the accuracy of the updated parameters on the fixed
     validation batch (eval key purpose 4), recomputed here outside the jitted chunk."""

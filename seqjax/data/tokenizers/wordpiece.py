@@ -185,19 +185,11 @@ class WordPieceTokenizer(_Tokenizer):
                 continue
             if current < 1 or current < min_frequency:
                 break
-            right = id_to_token[b]
-            new = add(id_to_token[a] + (right[len(prefix):] if right.startswith(prefix) else right))
+            new = add(_merge_token(id_to_token, a, b, prefix))
             changed = set()
             for i in sorted(where.pop((a, b), ())):
                 symbols, n = words[i], freqs[i]
-                out, j = [], 0
-                while j < len(symbols):
-                    if j + 1 < len(symbols) and symbols[j] == a and symbols[j + 1] == b:
-                        out.append(new)
-                        j += 2
-                    else:
-                        out.append(symbols[j])
-                        j += 1
+                out = _apply_merge(symbols, a, b, new)
                 if out == symbols:
                     continue
                 for pair in zip(symbols, symbols[1:]):
@@ -267,6 +259,7 @@ class WordPieceTokenizer(_Tokenizer):
 
 
 def _merge_token(id_to_token: list[str], a: int, b: int, prefix: str) -> str:
+    """The token of merging ``a`` and ``b``: ``a + b`` without ``b``'s continuation prefix."""
     right = id_to_token[b]
     return id_to_token[a] + (right[len(prefix):] if right.startswith(prefix) else right)
 
@@ -323,6 +316,7 @@ def _pairs(symbols: list[int]) -> list[tuple[int, int]]:
 
 
 def _apply_merge(symbols: list[int], a: int, b: int, new: int) -> list[int]:
+    """``symbols`` with every ``a b`` (left to right, non-overlapping) replaced by ``new``."""
     out, j = [], 0
     while j < len(symbols):
         if j + 1 < len(symbols) and symbols[j] == a and symbols[j + 1] == b:

@@ -1,4 +1,7 @@
-"""Sentence sentiment on 200 movie-review sentences: BiLSTM poolings against bag-of-words baselines.
+"""Sentence sentiment on 200 movie-review sentences: BiLSTM poolings, bag-of-words baselines, pretrained initialisations.
+
+Pretrained initialisations (skip-gram word vectors, a pretrained BERT) are compared with training
+the same models from scratch.
 
 What it measures
     The 200 sentences of Pang & Lee's sentence-polarity data that gensim ships (100 negative,
@@ -22,15 +25,40 @@ What it measures
     All neural models train with AdamW for ``steps`` steps on mini-batches, dropout on the pooled
     vector, the same hyper-parameters on every fold (no tuning on test folds).
 
+    **Pretrained initialisations**, each against its from-scratch counterpart on the same folds
+    (``initialisation_effects``: mean and spread of the per-fold accuracy difference, folds won /
+    tied / lost):
+
+    * ``mean_embedding_w2v``, ``bilstm_attention_w2v`` (fine-tuned) and ``*_w2v_frozen`` (the
+      table never updated, no weight decay on it): the embedding table initialised from word
+      vectors of :mod:`experiments.embeddings` (``--vectors``: its ``skipgram_vectors.txt`` or any
+      word2vec text file; without it, skip-gram is trained inside the run on that experiment's
+      corpus, Wikipedia excerpt + Lee, and saved in ``vectors/``). A sentence word takes its
+      vector, or the mean of the vectors of the words the embeddings' own preprocessing makes of
+      it (``it's`` -> ``it``, ``is``); words without one, and ``[UNK]``, are drawn at the vectors'
+      scale (Kim 2014). The coverage (word types and tokens of the 200 sentences with a vector) is
+      reported. Their width is the vectors' (100 by default), as is ``embed``'s default, so the
+      from-scratch models have the same shape.
+    * ``bert_pretrained``: a BERT encoder pretrained with masked-language modelling by
+      :mod:`experiments.pretrain_tiny` (``--pretrained RUN_DIR``; without it one is pretrained
+      inside the run with ``pretrain_steps`` steps, as :mod:`experiments.fine_tuning` does, whose
+      loading and pretraining code this reuses), fully fine-tuned with the mean of its last hidden
+      states over ``[CLS] sentence [SEP]`` (BPE tokens of the pretraining's vocabulary) and a linear
+      head (:class:`experiments.fine_tuning.PassageClassifier`), AdamW with warmup and cosine decay
+      for ``bert_steps`` steps; ``bert_scratch``: the same model and training from a random
+      initialisation.
+
 Run::
 
     python -m experiments.sentiment            # default (minutes on 2 CPU cores)
     python -m experiments.sentiment --quick    # seconds; used by the tests
     python -m experiments.sentiment --resume RUN_DIR
+    python -m experiments.sentiment --vectors runs/embeddings/<stamp> --pretrained runs/pretrain_tiny/<stamp>
 
 Outputs (``runs/sentiment/<UTC timestamp>/`` or ``--out``): ``config.json``, ``run.json``,
 ``metrics.jsonl`` (test accuracy per model and fold), ``metrics.json``, ``sentiment.png``
-(accuracy per model over folds; attention weights of example sentences) and ``checkpoints/``.
+(accuracy per model over folds; attention weights of example sentences), ``checkpoints/``,
+``vectors/`` and ``pretrain/`` (when trained inside the run).
 """
 
 from __future__ import annotations

@@ -15,10 +15,17 @@ schedule (GloVe: its paper's window 10, x_max 100, alpha 3/4, AdaGrad 0.05, ``gl
 gensim runs with ``workers`` threads (2 by default; 1 in ``--quick``, which makes it
 deterministic). Evaluation follows gensim's ``evaluate_word_pairs`` / ``evaluate_word_analogies``
 (vocabulary restricted to the 300k most frequent words, i.e. all of it here; OOV pairs and
-questions counted, never hidden). Words per second: corpus tokens x epochs / wall time of vocabulary
+questions counted, never hidden). The subword models (ours FastText and CharNgram, gensim's
+FastText) are also scored with **out-of-vocabulary words composed from their n-grams**
+(``evaluate_word_pairs(..., oov="subword")``): the rho over all pairs they can then score, its
+coverage, and the rho over the composed pairs alone (the pairs the word-level models cannot
+score). The analogy accuracy is broken down by section (the 5 semantic and 9 syntactic sections
+of Mikolov et al. 2013), each with its coverage. Words per second: corpus tokens x epochs / wall time of vocabulary
 building plus training (ours: host-side batch generation included; compile time included).
 
 One checkpoint per finished model (``--resume`` retrains only the model a killed run was in).
+Every model's vectors are saved as ``<model>_vectors.txt`` (word2vec text format; subword tables
+are not saved, so composing unseen words needs the model retrained).
 """
 
 from __future__ import annotations
@@ -124,7 +131,8 @@ def train(model: str, sentences: list[list[str]], config: Config):
         m = FastText(sentences, sg=1, min_n=3, max_n=6, bucket=config.bucket, **kwargs)
     else:
         m = Word2Vec(sentences, sg=int(model == "gensim_skipgram"), **kwargs)
-    return WordVectors(m.wv.index_to_key, m.wv.vectors)
+    oov = (lambda word: np.asarray(m.wv[word])) if model == "gensim_fasttext" else None  # gensim composes n-grams
+    return WordVectors(m.wv.index_to_key, m.wv.vectors, oov=oov)
 
 
 def evaluate(vectors) -> dict[str, Any]:
@@ -133,12 +141,15 @@ def evaluate(vectors) -> dict[str, Any]:
     from seqjax.text.evaluation import evaluate_word_analogies, evaluate_word_pairs
 
     out: dict[str, Any] = {"vocab": len(vectors)}
-    out["wordsim353"] = evaluate_word_pairs(vectors, wordsim353())
-    out["simlex999"] = evaluate_word_pairs(vectors, simlex999())
+    for name, pairs in (("wordsim353", wordsim353()), ("simlex999", simlex999())):
+        out[name] = evaluate_word_pairs(vectors, pairs)
+        if vectors.oov is not None:  # FastText / CharNgram: unseen words from their n-grams
+            out[f"{name}_subword"] = evaluate_word_pairs(vectors, pairs, oov="subword")
     sections = analogy_questions()
     for method in ("3cosadd", "3cosmul"):
         r = evaluate_word_analogies(vectors, sections, method=method)
-        out[f"analogy_{method}"] = {k: r[k] for k in ("accuracy", "correct", "covered", "questions", "coverage")}
+        out[f"analogy_{method}"] = {k: r[k] for k in ("accuracy", "correct", "covered", "questions", "coverage",
+                                                      "sections")}
     out["neighbours"] = {w: [n for n, _ in vectors.most_similar(w, topn=8)] for w in PROBES if w in vectors}
     words = [w for group in GROUPS.values() for w in group if w in vectors]
     if len(words) >= 3:
@@ -166,8 +177,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
             vectors = train(model, sentences, config)
             seconds = time.perf_counter() - start
             result = {"model": model, **evaluate(vectors)}
-            if model == "skipgram":
-                vectors.save_word2vec_format(run_dir.path / "skipgram_vectors.txt")
+            vectors.save_word2vec_format(run_dir.path / f"{model}_vectors.txt")
             done["results"].append(result)
             done["train_s"].append(seconds)
             run_dir.log(model=model, vocab=result["vocab"], wordsim353=result["wordsim353"]["spearman"],
@@ -187,6 +197,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
         },
     }
     run_dir.save_figure(plot_projection(done["results"]), "projection")
+    run_dir.save_figure(plot_sections(done["results"]), "analogy_sections")
     (run_dir.path / "neighbours.md").write_text(neighbour_table(done["results"]), encoding="utf-8")
     return summary
 
@@ -222,6 +233,31 @@ def plot_projection(results: Sequence[dict]):
     return fig
 
 
+def plot_sections(results: Sequence[dict]):
+    """3CosAdd accuracy per analogy section (bars per model), with each section's coverage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results[0]["analogy_3cosadd"]["sections"]) if results else []
+    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(names)), 4.5))
+    width = 0.8 / max(1, len(results))
+    for k, r in enumerate(results):
+        sec = r["analogy_3cosadd"]["sections"]
+        ax.bar(np.arange(len(names)) + k * width, [sec[n]["accuracy"] if sec[n]["covered"] else 0.0 for n in names],
+               width, label=r["model"])
+    cover = results[0]["analogy_3cosadd"]["sections"] if results else {}
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2)
+    ax.set_xticklabels([f"{n}\n{cover[n]['covered']}/{cover[n]['questions']}" for n in names], rotation=45,
+                       ha="right", fontsize=7)
+    ax.set_ylabel("3CosAdd accuracy (covered questions)")
+    ax.set_title("Google analogies by section (covered / questions under each, first model's vocabulary)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
 def neighbour_table(results: Sequence[dict]) -> str:
     lines = ["| model | probe | nearest neighbours (cosine) |", "|---|---|---|"]
     for r in results:
@@ -241,6 +277,27 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(f"| {m} | {r['vocab']} | {ws['spearman']:.3f} ({ws['covered']}/{ws['pairs']}) | "
                      f"{sl['spearman']:.3f} ({sl['covered']}/{sl['pairs']}) | {add['accuracy']:.3f} | "
                      f"{mul['accuracy']:.3f} ({mul['covered']}/{mul['questions']}) | {t['words_per_s'].get(m, '')} |")
+    subword = {m: r for m, r in summary["models"].items() if "wordsim353_subword" in r}
+    if subword:
+        lines += ["", "unseen words composed from n-grams:",
+                  "| model | WS-353 rho (pairs) | WS-353 composed-only rho (pairs) | SimLex-999 rho (pairs) | "
+                  "SimLex composed-only rho (pairs) |", "|---|---|---|---|---|"]
+        for m, r in subword.items():
+            ws, sl = r["wordsim353_subword"], r["simlex999_subword"]
+            lines.append(f"| {m} | {ws['spearman']:.3f} ({ws['covered']}/{ws['pairs']}) | "
+                         f"{ws['spearman_composed']:.3f} ({ws['composed']}) | {sl['spearman']:.3f} "
+                         f"({sl['covered']}/{sl['pairs']}) | {sl['spearman_composed']:.3f} ({sl['composed']}) |")
+    models = [m for m, r in summary["models"].items() if "sections" in r["analogy_3cosadd"]]
+    if models:
+        first = summary["models"][models[0]]["analogy_3cosadd"]["sections"]
+        lines += ["", "3CosAdd accuracy by analogy section (covered/questions in the first model's vocabulary):",
+                  "| section | covered | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+        for name, sec in first.items():
+            cells = []
+            for m in models:
+                x = summary["models"][m]["analogy_3cosadd"]["sections"][name]
+                cells.append(f"{x['accuracy']:.3f}" if x["covered"] else "-")
+            lines.append(f"| {name} | {sec['covered']}/{sec['questions']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -200,7 +200,7 @@ class Config:
 # --- the pretrained encoder -------------------------------------------------------------------
 
 
-def pretrain_config(config: Config):
+def pretrain_config(config: Any):
     """The :mod:`experiments.pretrain_tiny` config of the encoder this run pretrains itself."""
     from experiments import pretrain_tiny
 
@@ -211,9 +211,13 @@ def pretrain_config(config: Config):
     return pretrain_tiny.Config(**base)
 
 
-def encoder(config: Config, run_dir: RunDir) -> tuple[Any, dict[str, Any]]:
+def encoder(config: Any, run_dir: RunDir, *, inside: str = NAME) -> tuple[Any, dict[str, Any]]:
     """``(Pretrained, description)``: the encoder loaded from ``--pretrained``, or pretrained
-    into ``<run dir>/pretrain/`` (resumed from its checkpoints after a kill)."""
+    into ``<run dir>/pretrain/`` (resumed from its checkpoints after a kill).
+
+    ``config`` needs the fields ``pretrained``, ``pretrain_steps`` and ``pretrain_quick`` (this
+    module's :class:`Config`, or another experiment's that fine-tunes the same encoder, e.g.
+    :mod:`experiments.sentiment`); ``inside`` names the experiment in the nested run's ``run.json``."""
     if config.pretrained is not None:
         directory = resolve(config.pretrained)
         run_path = directory.parent
@@ -226,7 +230,7 @@ def encoder(config: Config, run_dir: RunDir) -> tuple[Any, dict[str, Any]]:
             sub = RunDir(run_path)
             pcfg = pretrain_config(config)
             sub.write_config(pcfg)
-            sub.write_run_info(experiment=pretrain_tiny.NAME, quick=config.pretrain_quick, inside=NAME)
+            sub.write_run_info(experiment=pretrain_tiny.NAME, quick=config.pretrain_quick, inside=inside)
             sub.write_summary(pretrain_tiny.run(pcfg, sub))
         directory = resolve(run_path)
     loaded = load_pretrained(directory)

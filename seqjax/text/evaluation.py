@@ -5,7 +5,11 @@
   Words are matched case-insensitively against the ``restrict_vocab`` most frequent words; a
   pair with a word outside them is **counted** as out of vocabulary (``oov``) and left out of the
   correlation (gensim's ``evaluate_word_pairs`` with ``dummy4unknown=False``), or scored 0
-  (``oov="zero"``, gensim's ``dummy4unknown=True``).
+  (``oov="zero"``, gensim's ``dummy4unknown=True``), or given the vector the model composes
+  for it (``oov="subword"``: FastText's and CharNgram's n-gram vectors, ``vectors.vector(word)``;
+  a word the model cannot compose still counts as ``oov``). With ``"subword"`` the result also
+  holds ``composed`` (pairs scored with at least one composed vector) and
+  ``spearman_composed`` (rho over those pairs alone: how good the vectors of unseen words are).
 * :func:`evaluate_word_analogies`: Mikolov et al.'s analogy questions ``a : b :: c : ?``,
   answered over the ``restrict_vocab`` most frequent words with ``a``, ``b``, ``c`` excluded, by
   **3CosAdd** ``argmax cos(x, b) - cos(x, a) + cos(x, c)`` or **3CosMul** (Levy & Goldberg 2014)
@@ -21,6 +25,11 @@ Example::
     >>> r = evaluate_word_pairs(wv, [("a", "b", 9.0), ("a", "c", 1.0), ("b", "c", 5.0), ("a", "zzz", 3.0)])
     >>> r["spearman"], r["pairs"], r["covered"], r["oov"]
     (1.0, 4, 3, 1)
+    >>> sub = WordVectors(wv.words, wv.vectors, oov=lambda w: np.array([0.96, 0.28]) if w == "zzz" else None)
+    >>> r = evaluate_word_pairs(sub, [("a", "b", 9.0), ("a", "c", 1.0), ("b", "c", 5.0), ("a", "zzz", 3.0)],
+    ...                         oov="subword")
+    >>> r["covered"], r["composed"], r["oov"], round(r["spearman"], 3)
+    (4, 1, 0, 0.4)
 """
 
 from __future__ import annotations
@@ -50,15 +59,25 @@ def evaluate_word_pairs(vectors, pairs: Sequence[tuple[str, str, float]], *, res
     """``{"spearman", "pearson", "pairs", "covered", "oov", "coverage"}`` (module docstring)."""
     from scipy import stats
 
-    if oov not in ("skip", "zero"):
-        raise ValueError(f"oov must be 'skip' or 'zero'; got {oov!r}.")
+    if oov not in ("skip", "zero", "subword"):
+        raise ValueError(f"oov must be 'skip', 'zero' or 'subword'; got {oov!r}.")
     ok = _restricted(vectors, restrict_vocab)
     gold, model, missing = [], [], 0
+    composed_gold, composed_model = [], []
     for a, b, score in pairs:
         ia, ib = ok.get(a.upper()), ok.get(b.upper())
         if ia is None or ib is None:
+            if oov == "subword":
+                u, v = _unit_or_composed(vectors, a, ia), _unit_or_composed(vectors, b, ib)
+                if u is not None and v is not None:
+                    sim = float(u @ v)
+                    gold.append(float(score))
+                    model.append(sim)
+                    composed_gold.append(float(score))
+                    composed_model.append(sim)
+                    continue
             missing += 1
-            if oov == "skip":
+            if oov != "zero":
                 continue
             sim = 0.0
         else:
@@ -67,12 +86,30 @@ def evaluate_word_pairs(vectors, pairs: Sequence[tuple[str, str, float]], *, res
         model.append(sim)
     covered = len(pairs) - missing
     enough = len(gold) >= 2
-    return {
+    out = {
         "spearman": float(stats.spearmanr(gold, model)[0]) if enough else float("nan"),
         "pearson": float(stats.pearsonr(gold, model)[0]) if enough else float("nan"),
         "pairs": len(pairs), "covered": covered, "oov": missing,
         "coverage": covered / len(pairs) if pairs else float("nan"),
     }
+    if oov == "subword":
+        out["composed"] = len(composed_gold)
+        out["spearman_composed"] = (float(stats.spearmanr(composed_gold, composed_model)[0])
+                                    if len(composed_gold) >= 2 else float("nan"))
+    return out
+
+
+def _unit_or_composed(vectors, word: str, row: int | None) -> np.ndarray | None:
+    """The unit vector of table row ``row``, else of the vector the model composes for ``word``
+    (``vectors.vector``, lower-cased as the tables are), else None."""
+    if row is not None:
+        return vectors.unit[row]
+    try:
+        v = np.asarray(vectors.vector(word.lower()), np.float64)
+    except KeyError:
+        return None
+    norm = np.linalg.norm(v)
+    return v / norm if norm > 0 else None
 
 
 def evaluate_word_analogies(vectors, sections: Mapping[str, Sequence[tuple[str, str, str, str]]], *,

@@ -25,6 +25,18 @@ same, so that the vocabularies agree with HF's (tested on a shared corpus):
    again; stop when the vocabulary holds ``vocab_size`` tokens or the best pair occurs fewer
    than ``min_frequency`` times.
 
+**Likelihood score** (``score="likelihood"``): the original rule (Schuster & Nakajima 2012, as
+the Hugging Face course describes Google's unreleased trainer): steps 1 and 2 as above, then
+repeatedly merge the pair with the largest ``count(ab) / (count(a) count(b))``, every count a
+symbol or pair count in the current segmentation weighted by word counts (pairs counted left to
+right as in step 3). Maximising it maximises the gain in log-likelihood of the training data under
+a unigram model of the symbols, to first order, so it prefers pairs whose parts rarely occur
+apart, where the count rule prefers frequent pairs. Ties go to the smallest ``(id(a), id(b))``;
+pairs occurring fewer than ``min_frequency`` times are not merged; scores are compared exactly
+(fractions). Every step rescans the pairs (``O(merges x pairs)``), fine for vocabularies of a
+few thousand. HF's ``WordPieceTrainer`` has no such option, so there is nothing of theirs to
+agree with; it is tested against a from-scratch recount at every step.
+
 HF assigns the ids of the ``##c`` tokens in the iteration order of a hash map, which changes
 from process to process, so HF's own ids differ between runs, and so can its vocabulary where
 two pairs tie (measured on the Lee corpus, ``vocab_size=5000``: ``mansl`` in some runs,
@@ -39,12 +51,18 @@ Example::
     ['hugs', 'bun', '##s', 'b', '##u', '##g']
     >>> wp.tokenize("xyz")
     ['[UNK]']
+    >>> corpus = {"hug": 10, "pug": 5, "pun": 12, "bun": 4, "hugs": 5}  # the HF course's example
+    >>> WordPieceTokenizer.train(corpus, vocab_size=13, score="likelihood").vocab.tokens[-1]  # score 5 / (20 * 5)
+    '##gs'
+    >>> WordPieceTokenizer.train(corpus, vocab_size=13).vocab.tokens[-1]  # by count: ##u ##g, 20 times
+    '##ug'
 """
 
 from __future__ import annotations
 
 import collections
 import heapq
+from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -56,6 +74,7 @@ from seqjax.data.tokenizers.words import split_words
 __all__ = ["WordPieceTokenizer"]
 
 PREFIX = "##"
+SCORES = ("count", "likelihood")
 
 
 class WordPieceTokenizer(_Tokenizer):
@@ -99,12 +118,17 @@ class WordPieceTokenizer(_Tokenizer):
         lowercase: bool = True,
         max_input_chars_per_word: int = 100,
         continuation_order: Sequence[str] | None = None,
+        score: str = "count",
     ) -> "WordPieceTokenizer":
         """Learn a vocabulary from ``texts`` (strings, or a ``{word: count}`` mapping of words
         already split) as Hugging Face's ``WordPieceTrainer`` does (module docstring). Defaults
         are HF's (``vocab_size=30000``, ``min_frequency=0``). ``continuation_order``: the
         ``##c`` tokens in the id order to give them (default: as they appear in sorted words);
-        each must be a continuation character of the corpus, and any not listed follow."""
+        each must be a continuation character of the corpus, and any not listed follow.
+        ``score``: ``"count"`` (HF's rule, the most frequent pair) or ``"likelihood"`` (the
+        original ``count(ab) / (count(a) count(b))``; module docstring)."""
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}; got {score!r}.")
         if not isinstance(vocab_size, int) or vocab_size < 1:
             raise ValueError(f"vocab_size must be an integer >= 1; got {vocab_size!r}.")
         if not isinstance(min_frequency, int) or min_frequency < 0:
@@ -139,6 +163,10 @@ class WordPieceTokenizer(_Tokenizer):
         items = sorted(counts.items())
         words = [[add(c if k == 0 else prefix + c) for k, c in enumerate(w)] for w, _ in items]
         freqs = [n for _, n in items]
+        if score == "likelihood":
+            _merge_by_likelihood(words, freqs, id_to_token, add, vocab_size, min_frequency, prefix)
+            vocab = Vocabulary(id_to_token[len(specials):], special_tokens=specials, unk_token=unk_token)
+            return cls(vocab, prefix=prefix, lowercase=lowercase, max_input_chars_per_word=max_input_chars_per_word)
 
         pair_counts: dict[tuple[int, int], int] = collections.defaultdict(int)
         where: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
@@ -157,19 +185,11 @@ class WordPieceTokenizer(_Tokenizer):
                 continue
             if current < 1 or current < min_frequency:
                 break
-            right = id_to_token[b]
-            new = add(id_to_token[a] + (right[len(prefix):] if right.startswith(prefix) else right))
+            new = add(_merge_token(id_to_token, a, b, prefix))
             changed = set()
             for i in sorted(where.pop((a, b), ())):
                 symbols, n = words[i], freqs[i]
-                out, j = [], 0
-                while j < len(symbols):
-                    if j + 1 < len(symbols) and symbols[j] == a and symbols[j + 1] == b:
-                        out.append(new)
-                        j += 2
-                    else:
-                        out.append(symbols[j])
-                        j += 1
+                out = _apply_merge(symbols, a, b, new)
                 if out == symbols:
                     continue
                 for pair in zip(symbols, symbols[1:]):
@@ -236,3 +256,73 @@ class WordPieceTokenizer(_Tokenizer):
             else:
                 out.append(token)
         return " ".join(out)
+
+
+def _merge_token(id_to_token: list[str], a: int, b: int, prefix: str) -> str:
+    """The token of merging ``a`` and ``b``: ``a + b`` without ``b``'s continuation prefix."""
+    right = id_to_token[b]
+    return id_to_token[a] + (right[len(prefix):] if right.startswith(prefix) else right)
+
+
+def _merge_by_likelihood(words: list[list[int]], freqs: list[int], id_to_token: list[str], add, vocab_size: int,
+                         min_frequency: int, prefix: str) -> None:
+    """Merge in place, pair by pair, the pair of largest ``count(ab) / (count(a) count(b))``
+    (module docstring) until ``vocab_size`` tokens or no pair of ``min_frequency`` occurrences;
+    symbol and pair counts are kept up to date word by word."""
+    units: collections.Counter = collections.Counter()
+    pairs: collections.Counter = collections.Counter()
+    where: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
+    for i, symbols in enumerate(words):
+        for t in symbols:
+            units[t] += freqs[i]
+        for pair in _pairs(symbols):
+            pairs[pair] += freqs[i]
+            where[pair].add(i)
+    while len(id_to_token) < vocab_size:
+        best, best_key = None, None
+        for (a, b), n in pairs.items():
+            if n < max(1, min_frequency):
+                continue
+            key = (Fraction(n, units[a] * units[b]), -a, -b)
+            if best_key is None or key > best_key:
+                best, best_key = (a, b), key
+        if best is None:
+            break
+        a, b = best
+        new = add(_merge_token(id_to_token, a, b, prefix))
+        for i in sorted(where.pop(best, ())):
+            symbols, n = words[i], freqs[i]
+            out = _apply_merge(symbols, a, b, new)
+            if out == symbols:
+                continue
+            for t in symbols:
+                units[t] -= n
+            for pair in _pairs(symbols):
+                pairs[pair] -= n
+            for t in out:
+                units[t] += n
+            for pair in _pairs(out):
+                pairs[pair] += n
+                where[pair].add(i)
+            words[i] = out
+        for pair in [p for p, n in pairs.items() if n <= 0]:
+            del pairs[pair]
+
+
+def _pairs(symbols: list[int]) -> list[tuple[int, int]]:
+    """Every adjacent pair of a word's symbols (``a a a`` holds ``(a, a)`` twice), as the count
+    rule counts them too."""
+    return list(zip(symbols, symbols[1:]))
+
+
+def _apply_merge(symbols: list[int], a: int, b: int, new: int) -> list[int]:
+    """``symbols`` with every ``a b`` (left to right, non-overlapping) replaced by ``new``."""
+    out, j = [], 0
+    while j < len(symbols):
+        if j + 1 < len(symbols) and symbols[j] == a and symbols[j + 1] == b:
+            out.append(new)
+            j += 2
+        else:
+            out.append(symbols[j])
+            j += 1
+    return out

@@ -15,6 +15,11 @@ _TESTS = os.path.dirname(os.path.abspath(__file__))
 _EXPERIMENTS = os.path.join(_TESTS, "experiments")
 
 
+def _experiment_names() -> list[str]:
+    root = os.path.join(os.path.dirname(_TESTS), "experiments")
+    return [f.removesuffix(".py") for f in os.listdir(root) if f.endswith(".py") and not f.startswith("_")]
+
+
 def pytest_collection_modifyitems(config, items):
     """pytest-xdist groups for ``-n 2 --dist loadgroup`` (the README's command): the tests of one
     file run in one worker, so a module- or session-scoped fixture (a trained model, the browser,
@@ -30,6 +35,8 @@ def pytest_collection_modifyitems(config, items):
         name = os.path.relpath(path, _TESTS)
         if os.path.dirname(path) == _EXPERIMENTS:
             name = os.path.basename(path).removeprefix("test_").removesuffix(".py")
+            # test_<experiment>_<part>.py shares <experiment>'s --quick run: the same group.
+            name = max((e for e in _experiment_names() if name == e or name.startswith(e + "_")), key=len, default=name)
             params = getattr(getattr(item, "callspec", None), "params", {})
             if name == "resume" and isinstance(params.get("name"), str):
                 name = params["name"]

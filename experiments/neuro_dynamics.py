@@ -130,6 +130,7 @@ Run::
 
     python -m experiments.neuro_dynamics            # default (all parts)
     python -m experiments.neuro_dynamics --quick    # used by the tests
+    python -m experiments.neuro_dynamics --parts cortical   # part 1 alone (seconds, nothing trained)
     python -m experiments.neuro_dynamics --parts memory --wm-min-length 2   # mixed trial lengths
     python -m experiments.neuro_dynamics --resume RUN_DIR
 
@@ -177,7 +178,7 @@ from seqjax.recurrence import rnn
 NAME = "neuro_dynamics"
 
 
-PARTS = ("predictive", "timescales", "memory")
+PARTS = ("cortical", "predictive", "timescales", "memory")
 #: The trained parts' PRNG: XLA's RngBitGenerator, whose programs compile in a fraction of the time
 #: of threefry's (its bits are reproducible on one backend, not across backends).
 PRNG = "rbg"
@@ -223,7 +224,7 @@ class Config:
     modes: int = option(3, "slowest eigenmodes whose timescales are measured")
     seed: int = option(42, "numpy seed of the chapter's draws (the chapter: 42), and the training seed")
 
-    parts: tuple[str, ...] = option(PARTS, f"trained parts to run after the cortical network, from {PARTS}")
+    parts: tuple[str, ...] = option(PARTS, f"parts to run, from {PARTS} (cortical: the chapter's network, nothing trained)")
     learning_rate: float = option(3e-3, "Adam learning rate (every trained part)")
     clip_norm: float = option(1.0, "clip gradients to this global norm")
 
@@ -292,7 +293,7 @@ class Config:
         for name, allowed in (("parts", PARTS), ("stimuli", STIMULI), ("hierarchies", HIERARCHIES),
                               ("memory_models", MEMORY_MODELS)):
             value = getattr(self, name)
-            if any(v not in allowed for v in value) or len(set(value)) != len(value):
+            if not value or any(v not in allowed for v in value) or len(set(value)) != len(value):
                 raise ValueError(f"{name} must be distinct values from {allowed}; got {value}.")
         for name in ("learning_rate", "clip_norm", "ts_tau_fast", "ts_tau_slow", "wm_tau", "wm_dt"):
             if not getattr(self, name) > 0:
@@ -900,7 +901,7 @@ def plot_losses(losses: dict, config: Config) -> Figure:
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     started = time.perf_counter()
-    summary = cortical(config, run_dir)
+    summary = cortical(config, run_dir) if "cortical" in config.parts else {}
     cortical_s = time.perf_counter() - started
     runs = plan(config)
     lengths = [train_steps(config, p) for p, _ in runs]
@@ -971,12 +972,14 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 
 def format_table(summary: dict) -> str:
-    c, f = summary["chapter"], summary["corrected"]
-    lines = [
-        f"chapter:   radius(A) = {c['spectral_radius_update']:.3f}, max|x| at end = {c['max_abs_x_at'][max(c['max_abs_x_at'], key=int)]:.3g}",
-        f"corrected: radius(A) = {f['spectral_radius_update']:.3f}, max|x| overall = {f['max_abs_x']:.3g}",
-    ]
-    for m in f["timescales"]["modes"]:
+    lines = []
+    if "chapter" in summary:
+        c, f = summary["chapter"], summary["corrected"]
+        lines += [
+            f"chapter:   radius(A) = {c['spectral_radius_update']:.3f}, max|x| at end = {c['max_abs_x_at'][max(c['max_abs_x_at'], key=int)]:.3g}",
+            f"corrected: radius(A) = {f['spectral_radius_update']:.3f}, max|x| overall = {f['max_abs_x']:.3g}",
+        ]
+    for m in summary.get("corrected", {}).get("timescales", {}).get("modes", []):
         lines.append(f"  mode |mu| = {abs(complex(*m['eigenvalue'])):.4f}: predicted {m['predicted_ms']:.1f} ms, measured {m['measured_ms']:.1f} ms")
     for stim, r in summary.get("predictive_coding", {}).items():
         lines.append(f"predictive coding, {stim}:")

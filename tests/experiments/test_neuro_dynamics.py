@@ -96,17 +96,40 @@ def test_padded_memory_readout_is_the_unpadded_one():
         np.testing.assert_allclose(padded, short, atol=1e-6)
 
 
-def test_quick_run_and_resume(quick_run_dir, xla_cache, tmp_path):
-    out = quick_run_dir("neuro_dynamics")
-    m = json.loads((out / "metrics.json").read_text())
-    for name in ("activity.png", "eigenvalues.png", "timescales.png", "metrics.json", "config.json",
-                 "predictive_coding.png", "hierarchy_timescales.png", "working_memory.png", "training_loss.png"):
-        assert (out / name).stat().st_size > 0
+def check_cortical(m: dict) -> None:
     assert not m["chapter"]["bounded"] and m["corrected"]["bounded"]
     assert m["chapter"]["max_abs_x_at"]["199"] > 1e45 and m["corrected"]["max_abs_x"] < 5
     assert m["chapter"]["matches_numpy_loop_rel_err"] < 1e-9
     for mode in m["corrected"]["timescales"]["modes"]:
         assert mode["measured_ms"] == pytest.approx(mode["predicted_ms"], rel=0.25)
+
+
+def test_cortical_quick_run_and_resume(xla_cache, tmp_path):
+    """The untrained part alone (``--parts cortical``), in the default suite: the trained parts'
+    --quick run is heavier and runs in the slow tests below."""
+    out = tmp_path / "run"
+    cache = xla_cache("neuro_dynamics_cortical")
+    procs.run("neuro_dynamics", ["--quick", "--parts", "cortical", "--out", str(out)], cache_dir=cache, log=tmp_path / "q.log")
+    m = json.loads((out / "metrics.json").read_text())
+    for name in ("activity.png", "eigenvalues.png", "timescales.png", "metrics.json", "config.json"):
+        assert (out / name).stat().st_size > 0
+    assert not {"predictive_coding", "hierarchical_timescales", "working_memory"} & set(m)
+    check_cortical(m)
+    # nothing trained: a resumed run recomputes the same numbers
+    procs.run("neuro_dynamics", ["--resume", str(out)], cache_dir=cache, log=tmp_path / "r.log")
+    again = procs.summary_without_timings(out)
+    m.pop("timings")
+    assert again == m
+
+
+@pytest.mark.slow
+def test_quick_run_of_every_part_and_resume(quick_run_dir, xla_cache, tmp_path):
+    out = quick_run_dir("neuro_dynamics")
+    m = json.loads((out / "metrics.json").read_text())
+    for name in ("activity.png", "eigenvalues.png", "timescales.png", "metrics.json", "config.json",
+                 "predictive_coding.png", "hierarchy_timescales.png", "working_memory.png", "training_loss.png"):
+        assert (out / name).stat().st_size > 0
+    check_cortical(m)
     # predictive coding: the persistence predictor on the noiseless chapter stimulus, recomputed
     pc = m["predictive_coding"]["sine"]
     x = chapter_stimulus()
@@ -155,7 +178,7 @@ def test_bad_config(capsys):
     with pytest.raises(SystemExit):
         nd.main(["--dt", "20", "--tau", "10"])
     assert "dt <= tau" in capsys.readouterr().err
-    for argv, message in ((["--parts", "dreams"], "parts must be"), (["--violation-starts", "98"], "violation_starts"),
+    for argv, message in ((["--parts", "dreams"], "parts must be"), (["--parts", "memory", "memory"], "parts must be"), (["--violation-starts", "98"], "violation_starts"),
                           (["--ts-taus", "0.5", "4"], "ts_taus"), (["--wm-length", "1"], "wm_length")):
         with pytest.raises(SystemExit):
             nd.main(argv)

@@ -156,7 +156,8 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any, Callable, ClassVar, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
@@ -170,9 +171,22 @@ from seqjax.cells.gated_memory import gated_memory
 from seqjax.cells.leaky_stack import leaky_stack, time_constants
 from seqjax.cells.rate import append_noise
 from seqjax.data.multiscale import mixed_timescales
-from seqjax.data.oddball import periodic_stimulus, seed_sine_pattern, tone_pattern, violation_mask
+from seqjax.data.oddball import (
+    periodic_stimulus,
+    seed_sine_pattern,
+    tone_pattern,
+    violation_mask,
+)
 from seqjax.data.synthetic import delayed_match_to_sample
-from seqjax.experiment import RunCheckpoints, RunDir, environment, option, parse, progress, run_experiment
+from seqjax.experiment import (
+    RunCheckpoints,
+    RunDir,
+    environment,
+    option,
+    parse,
+    progress,
+    run_experiment,
+)
 from seqjax.recurrence import rnn
 
 NAME = "neuro_dynamics"
@@ -919,7 +933,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
             fresh = jax.jit(init)(init_key(config, part, variant))
             initials[(part, variant)] = jax.device_get(fresh)
             current, state = ckpt.sweep_run(sweep, index, {"params": fresh, "opt_state": optimizer.init(fresh)},
-                                            lambda: {"run": index, "step": 0, "losses": []})
+                                            lambda index=index: {"run": index, "step": 0, "losses": []})
             params, opt_state = state["params"], state["opt_state"]
             steps, chunk = train_steps(config, part), chunk_size(config, part)
             for start in range(current["step"], steps, chunk):

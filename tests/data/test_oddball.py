@@ -6,7 +6,12 @@ import jax
 import numpy as np
 import pytest
 
-from seqjax.data.oddball import periodic_stimulus, seed_sine_pattern, tone_pattern, violation_mask
+from seqjax.data.oddball import (
+    periodic_stimulus,
+    seed_sine_pattern,
+    tone_pattern,
+    violation_mask,
+)
 
 
 def chapter_stimulus():

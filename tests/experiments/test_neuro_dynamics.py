@@ -8,12 +8,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import experiment_processes as procs
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import experiment_processes as procs
 from experiments import neuro_dynamics as nd
 
 QUICK = nd.Config(**nd.Config.QUICK)

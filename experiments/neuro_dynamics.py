@@ -730,11 +730,11 @@ def memory_logits(params: dict, xs: jax.Array, noise_key: jax.Array, *, model: s
 def memory_loss(params: dict, key: jax.Array, *, model: str, config: Config) -> jax.Array:
     """Binary cross-entropy of match / non-match on the chapter's protocol (sample, distractors,
     probe; p(match) = 1/2), at ``wm_length`` or, with ``wm_min_length``, a length per trial."""
-    k_task, k_noise, k_length = jax.random.split(key, 3)
+    k_task, k_noise = jax.random.split(key)
     xs, labels = delayed_match_to_sample(k_task, config.wm_batch, config.wm_length, config.wm_features)
     last = None
     if config.wm_min_length:      # the probe moved to step n - 1 of a length-n trial; later steps are never read
-        last = jax.random.randint(k_length, (config.wm_batch,), config.wm_min_length - 1, config.wm_length)
+        last = jax.random.randint(jax.random.fold_in(key, 1), (config.wm_batch,), config.wm_min_length - 1, config.wm_length)
         xs = xs.at[jnp.arange(config.wm_batch), last].set(xs[:, -1])
     logits = memory_logits(params, xs, k_noise, model=model, config=config, last=last)
     return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, labels.astype(jnp.float32)))

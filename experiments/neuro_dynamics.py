@@ -117,14 +117,18 @@ Result (default run: 22 minutes on a heavily loaded 2-core machine; numbers in `
     (loss ln 2 for all 3000 steps); the GRU left it after about 1300 steps. The GRU's memory is
     tied to the trained timing: 0.65, 0.84, 0.97, 0.92, 0.73, 0.51 at lengths 4, 6, 10, 15, 20, 30.
     The plateau is an optimisation problem, not a capacity one: trained on mixed lengths (each
-    trial's length uniform in 2 to 10, ``--parts memory --wm-min-length 2``, 3000 steps, 2.3
-    minutes) the gated model reaches **0.989** at length 10 and holds 0.97 at length 30 (28
-    distractors), the GRU 0.995 (0.99 at 30). The leaky rate RNN stays near chance however it is
-    trained: 0.506 on mixed lengths, 0.543 after 12000 steps (``--wm-steps 12000``), 0.563 with
-    ``tau = 40`` ms (``alpha = 0.5``). Without a gate, every distractor drives its units as the
-    sample did: the distractors come from the sample's distribution, and a leaky integrator has no
-    way to let the first item in and keep the others out. (In ``neuro_tasks`` the same cell holds
-    a sample through a blank delay at 0.95.)
+    trial's length uniform in 2 to 10, ``--parts memory --wm-min-length 2``, 3000 steps, 2
+    minutes) the gated model reaches **0.992** at length 10 and holds 0.975 at length 30 (28
+    distractors), the GRU 0.996 (0.993 at 30). The leaky rate RNN stays at chance on mixed
+    lengths too (0.506), and after 12000 steps (0.541) or with ``tau = 40`` ms (0.530). Its
+    failure has two parts. With Yang et al. 2019's ``alpha = dt / tau = 0.2`` an item shown for
+    one step barely moves the state: it fails even with no distractor at all (sample then probe,
+    ``--wm-length 2 --wm-eval-lengths 2 --wm-steps 1000``: 0.498). Without the leak
+    (``--wm-tau 20``, ``alpha = 1``) it solves that no-distractor task (0.997), but distractors
+    defeat it: 0.507 on mixed lengths with its recurrent noise, 0.689 without noise (0.80 at
+    length 4, 0.58 at 30). The two gated models learn to keep the distractors out; the ungated
+    network does not in this budget. (In ``neuro_tasks`` the rate cell holds a sample shown for
+    hundreds of ms through a blank delay at 0.95.)
 
 Run::
 

@@ -11,7 +11,8 @@ whose ``tau`` is the area's intrinsic timescale. Here the activity is a ``[batch
 array of rates (or any signal): :func:`autocorrelation` gives each unit's autocorrelation
 (mean and variance over batch and time, per unit), averaged over the units that vary;
 :func:`fit_timescale` fits ``A, tau, B`` by least squares (``scipy.optimize.curve_fit``) to lags
-``1 .. K`` (lag 0 is 1 by construction and carries no information on the decay).
+``1 .. K`` (lag 0 is 1 by construction and carries no information on the decay). The fit needs
+scipy (the ``analysis`` extra), imported when it runs.
 
 For an AR(1) process ``z_t = phi z_{t-1} + e_t`` the autocorrelation is ``phi^k``: ``A = 1``,
 ``B = 0`` and ``tau = -dt / ln(phi)``.
@@ -89,7 +90,15 @@ def fit_timescale(acf, *, dt: float = 1.0, max_tau: float | None = None) -> Time
         raise ValueError(f"acf must be a finite 1-D array of at least 4 lags (0 .. K, K >= 3); got shape {acf.shape}.")
     if not (isinstance(dt, (int, float)) and dt > 0):
         raise ValueError(f"dt must be a positive number; got {dt!r}.")
-    from scipy.optimize import curve_fit
+    try:
+        from scipy.optimize import curve_fit
+    except ImportError as err:
+        from seqjax.data.corpora import MissingOptionalDependency
+
+        raise MissingOptionalDependency(
+            "fit_timescale fits with scipy.optimize.curve_fit, and scipy is not installed. Install it "
+            'with: pip install "seqjax[analysis]" (or pip install scipy).'
+        ) from err
 
     lags = np.arange(1, acf.size) * float(dt)
     y = acf[1:]

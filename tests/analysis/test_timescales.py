@@ -70,3 +70,13 @@ def test_bad_input():
         fit_timescale([1.0, 0.5, 0.2])
     with pytest.raises(ValueError, match="dt"):
         fit_timescale([1.0, 0.5, 0.25, 0.1], dt=0)
+
+
+def test_missing_scipy_names_the_extra(monkeypatch):
+    import sys
+
+    from seqjax.data.corpora import MissingOptionalDependency
+
+    monkeypatch.setitem(sys.modules, "scipy.optimize", None)      # import fails as if not installed
+    with pytest.raises(MissingOptionalDependency, match=r"seqjax\[analysis\]"):
+        fit_timescale([1.0, 0.5, 0.25, 0.125])

@@ -62,7 +62,8 @@ What it measures
     softplus, noise 0.05) and a GRU, both 32 units with the same readout, 3000 Adam steps of 128
     trials each. Held-out accuracy (4096 trials per length) at the trained length 10 and at 4 to 30.
 
-Result (default run: 22 minutes on a heavily loaded 2-core machine; numbers in ``metrics.json``)
+Result (default run: 6.2 minutes on a shared 2-core machine, 22 minutes under heavier load; a
+second run gave the same ``metrics.json``; numbers in ``metrics.json``)
     1. The chapter's update has spectral radius 1.787 and its activity reaches max |x| = 6.4e49
     at t = 199 ms (the rate cell's run agrees with the chapter's NumPy loop to 1.2e-14 relative).
     The corrected update has radius 0.989 and stays below 0.97. The slowest three modes have

@@ -18,6 +18,8 @@ from seqjax.cells.gru import (
 from seqjax.cells.gru import GRUGates, gru_cho_gates, gru_gates
 from seqjax.cells.lstm import LSTMState, lstm, lstm_init, lstm_step
 from seqjax.cells.rate import YANG2019, rate, rate_init, rate_step
+from seqjax.cells.gated_memory import gated_memory
+from seqjax.cells.leaky_stack import leaky_stack
 from seqjax.cells.lstm import LSTMGates, lstm_gates
 from seqjax.cells.minimal import (
     min_gru,
@@ -58,4 +60,5 @@ __all__ = [
     "min_lstm_coefficients",
     "min_lstm_step",
     "rate", "rate_init", "rate_step", "YANG2019",
+    "gated_memory", "leaky_stack",
 ]

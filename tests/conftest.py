@@ -9,6 +9,8 @@ Set XLA_FLAGS yourself to override.
 
 import os
 
+import pytest
+
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
 
 _TESTS = os.path.dirname(os.path.abspath(__file__))
@@ -20,14 +22,13 @@ def _experiment_names() -> list[str]:
     return [f.removesuffix(".py") for f in os.listdir(root) if f.endswith(".py") and not f.startswith("_")]
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     """pytest-xdist groups for ``-n 2 --dist loadgroup`` (the README's command): the tests of one
     file run in one worker, so a module- or session-scoped fixture (a trained model, the browser,
     an experiment's ``--quick`` run) is built once per suite, not once in each worker. An
     experiment's group also holds its SIGKILL-and-resume case in ``experiments/test_resume.py``,
     which reads the same ``--quick`` run. Docstring examples stay ungrouped."""
-    import pytest
-
     for item in items:
         path = str(item.fspath)
         if not path.startswith(_TESTS + os.sep):

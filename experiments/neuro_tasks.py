@@ -40,9 +40,9 @@ How
 
 Result (default run: 64 units, Adam at peak learning rate 0.01 with 100 warmup steps and a
 cosine decay over a budget of 3000 steps per task for the rate RNN and 1000 for the GRU and the
-LSTM, each run stopped once its validation accuracy reaches 0.98; 37 minutes wall, 29 of them
-training, on a 2-core machine shared at a load average of 15-20, so the time says little; numbers
-in ``metrics.json``)
+LSTM, each run stopped once its validation accuracy reaches 0.98; 17.5 minutes wall, 14.4 of them
+training, on the 2-core machine while the test suite ran beside it (37 minutes at a load average of
+15-20; both runs wrote the same ``metrics.json``))
     Held-out accuracy, rate / GRU / LSTM (Adam steps used in brackets): perceptual decision
     0.983 (850) / 0.999 (350) / 0.983 (750), context-dependent decision 0.984 (1350) / 0.949
     (1000) / 0.873 (1000), match to sample 0.972 (850) / 0.968 (350) / 0.988 (850), non-match

@@ -100,3 +100,16 @@ def load_tokenizer(path: str | os.PathLike) -> _Tokenizer:
     if kind not in _Tokenizer._kinds:
         raise ValueError(f"{path}: unknown tokenizer type {kind!r}; expected one of {sorted(_Tokenizer._kinds)}.")
     return _Tokenizer._kinds[kind]._from_dict(Vocabulary.from_dict(data["vocab"]), data)
+
+
+def _apply_merge(symbols: list, a, b, new) -> list:
+    """``symbols`` with every ``a b`` (left to right, non-overlapping) replaced by ``new``."""
+    out, j = [], 0
+    while j < len(symbols):
+        if j + 1 < len(symbols) and symbols[j] == a and symbols[j + 1] == b:
+            out.append(new)
+            j += 2
+        else:
+            out.append(symbols[j])
+            j += 1
+    return out

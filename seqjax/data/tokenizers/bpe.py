@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from seqjax.data.tokenizers.base import _check_text, _ids, _specials, _texts, _Tokenizer
+from seqjax.data.tokenizers.base import _apply_merge, _check_text, _ids, _specials, _texts, _Tokenizer
 from seqjax.data.tokenizers.vocabulary import UNK, Vocabulary
 
 END_OF_WORD = "</w>"
@@ -150,14 +150,7 @@ class BPETokenizer(_Tokenizer):
                     pair_counts[pair] -= n
                     where[pair].discard(i)
                     changed.add(pair)
-                out, j = [], 0
-                while j < len(symbols):
-                    if j + 1 < len(symbols) and symbols[j] == a and symbols[j + 1] == b:
-                        out.append(merged)
-                        j += 2
-                    else:
-                        out.append(symbols[j])
-                        j += 1
+                out = _apply_merge(symbols, a, b, merged)
                 words[i] = out
                 for pair in zip(out, out[1:]):
                     pair_counts[pair] += n

@@ -67,7 +67,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from seqjax.data.tokenizers.base import _ids, _specials, _texts, _Tokenizer
+from seqjax.data.tokenizers.base import _apply_merge, _ids, _specials, _texts, _Tokenizer
 from seqjax.data.tokenizers.vocabulary import UNK, Vocabulary
 from seqjax.data.tokenizers.words import split_words
 
@@ -313,16 +313,3 @@ def _pairs(symbols: list[int]) -> list[tuple[int, int]]:
     """Every adjacent pair of a word's symbols (``a a a`` holds ``(a, a)`` twice), as the count
     rule counts them too."""
     return list(zip(symbols, symbols[1:]))
-
-
-def _apply_merge(symbols: list[int], a: int, b: int, new: int) -> list[int]:
-    """``symbols`` with every ``a b`` (left to right, non-overlapping) replaced by ``new``."""
-    out, j = [], 0
-    while j < len(symbols):
-        if j + 1 < len(symbols) and symbols[j] == a and symbols[j + 1] == b:
-            out.append(new)
-            j += 2
-        else:
-            out.append(symbols[j])
-            j += 1
-    return out

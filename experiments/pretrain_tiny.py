@@ -47,8 +47,9 @@ Result (2 CPU cores shared with six other jobs; numbers in ``metrics.json``)
     the most frequent token; perplexity 1431 vs 1411): after 600 steps the encoder has learned to
     copy the visible token at the 10% unchanged positions and the frequency table, not yet to
     fill a mask from context (the loss is still falling). Trained for ``--train-steps 3000
-    --warmup-steps 300`` (6.5 epochs; 0.24 s a step on a quiet 2-core CPU with the head run at
-    the selected positions only, 62 min on the shared one): [MASK] accuracy 0.031 against 0.027,
+    --warmup-steps 300 --eval-every 250`` (6.5 epochs; with the head run at the selected positions
+    only, 0.24 s a step over 125 steps with one other job on the 2 cores, 62 min in all on the
+    shared machine): [MASK] accuracy 0.031 against 0.027,
     [MASK] perplexity 1234 against 1411, all selected positions 0.125 (perplexity 702): it has
     begun to use context, slowly. GPT (default config, 1.33M parameters,
     600 steps, 19 min): held-out perplexity **343** against unigram 1426, but the interpolated

@@ -428,6 +428,13 @@ def baselines(train_stream: np.ndarray, batches: list[dict], vocab_size: int, is
     if is_bert:
         out["unigram"] |= {"mask_accuracy": float(np.mean(labels[masked] == most_frequent)),
                            "mask_perplexity": float(np.exp(-logp[labels[masked]].mean()))}
+        # The neighbours as the model sees them (a neighbour may itself be [MASK] or random).
+        inputs = np.concatenate([b["inputs"] for b in batches])
+        left = np.concatenate([np.full((len(inputs), 1), CLS), inputs[:, :-1]], 1).reshape(-1)
+        right = np.concatenate([inputs[:, 1:], np.full((len(inputs), 1), SEP)], 1).reshape(-1)
+        guess = neighbour_argmax(train_stream, vocab_size, left[weights], right[weights])
+        out["neighbours"] = {"accuracy": float(np.mean(guess == labels[weights])),
+                             "mask_accuracy": float(np.mean(guess[masked[weights]] == labels[masked]))}
     else:
         inputs = np.concatenate([b["inputs"].reshape(-1) for b in batches])
         lp = bigram_log_probs(train_stream, vocab_size, inputs, labels)
@@ -435,6 +442,23 @@ def baselines(train_stream: np.ndarray, batches: list[dict], vocab_size: int, is
                          "accuracy": float(np.mean(bigram_argmax(train_stream, vocab_size, inputs) == labels))}
     out["uniform_perplexity"] = float(np.isfinite(logp).sum())
     return out
+
+
+def neighbour_argmax(train_stream: np.ndarray, vocab_size: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """What a count model that sees only the two neighbours predicts for the token between them:
+    the most frequent training token ``w`` of the trigrams ``(left, w, right)`` (ties: the
+    smallest id), backing off to :func:`bigram_argmax` of ``left`` for a pair never seen in
+    training (a neighbour that is ``[MASK]`` or a window edge never is)."""
+    triples = collections.Counter(zip(train_stream[:-2].tolist(), train_stream[1:-1].tolist(),
+                                      train_stream[2:].tolist()))
+    best: dict[tuple[int, int], tuple[int, int]] = {}
+    for (v, w, u), n in triples.items():
+        if w in (PAD, CLS, MASK):
+            continue
+        if n > best.get((v, u), (0, 0))[0] or (n == best[(v, u)][0] and w < best[(v, u)][1]):
+            best[(v, u)] = (n, w)
+    fallback = bigram_argmax(train_stream, vocab_size, left)
+    return np.array([best.get((int(v), int(u)), (0, f))[1] for v, u, f in zip(left, right, fallback)], np.int64)
 
 
 def bigram_argmax(train_stream: np.ndarray, vocab_size: int, previous: np.ndarray) -> np.ndarray:
@@ -619,7 +643,8 @@ def format_report(summary: dict[str, Any]) -> str:
     if summary["model"] == "bert":
         lines.append(f"held-out MLM accuracy {h['accuracy']:.3f} ([MASK] positions {h['mask_accuracy']:.3f}), "
                      f"perplexity {h['perplexity']:.1f}; unigram accuracy {b['unigram']['accuracy']:.3f}, "
-                     f"perplexity {b['unigram']['perplexity']:.1f}")
+                     f"perplexity {b['unigram']['perplexity']:.1f}; neighbour counts accuracy "
+                     f"{b['neighbours']['accuracy']:.3f} ([MASK] {b['neighbours']['mask_accuracy']:.3f})")
     else:
         lines.append(f"held-out perplexity {h['perplexity']:.1f}, accuracy {h['accuracy']:.3f}; unigram "
                      f"{b['unigram']['perplexity']:.1f} / {b['unigram']['accuracy']:.3f}; bigram "

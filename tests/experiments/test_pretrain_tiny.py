@@ -96,6 +96,22 @@ def test_unigram_and_bigram_baselines_equal_brute_force():
         assert s == -best[1]
 
 
+def test_neighbour_baseline_is_the_most_frequent_middle_token_else_the_bigram():
+    rng = np.random.default_rng(1)
+    V = 9
+    train = rng.integers(5, V, 600).astype(np.int32)
+    train[::29] = pt.SEP
+    left, right = rng.integers(3, V, 80), rng.integers(3, V, 80)
+    left[:5] = pt.MASK  # never a left neighbour in training: the bigram fallback
+    triples = collections.Counter(zip(train[:-2].tolist(), train[1:-1].tolist(), train[2:].tolist()))
+    fallback = pt.bigram_argmax(train, V, left)
+    got = pt.neighbour_argmax(train, V, left, right)
+    for v, u, f, g in zip(left.tolist(), right.tolist(), fallback.tolist(), got.tolist()):
+        seen = [(n, -w) for (a, w, b), n in triples.items() if a == v and b == u]
+        assert g == (-max(seen)[1] if seen else f)
+    assert (got[:5] == fallback[:5]).all()
+
+
 @pytest.fixture(scope="module")
 def quick_run(quick_run_dir):
     out = quick_run_dir("pretrain_tiny")
@@ -115,6 +131,7 @@ def test_quick_bert_writes_everything_and_reloads_identically(quick_run):
     assert 0 < h["mask_positions"] < h["positions"]
     assert math.isclose(h["perplexity"], math.exp(h["loss"]))
     assert 0 <= b["unigram"]["accuracy"] <= 1 and 1 < b["unigram"]["perplexity"] < b["uniform_perplexity"]
+    assert 0 <= b["neighbours"]["mask_accuracy"] <= 1 and 0 <= b["neighbours"]["accuracy"] <= 1
     assert m["corpus"]["split"]["lee_background"]["held_out_indices"] == [9, 19, 29, 39]
     loaded = load_pretrained(out)
     assert loaded.kind == "bert_mlm" and len(loaded.tokenizer) == m["vocab_size"]

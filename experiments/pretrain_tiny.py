@@ -138,6 +138,9 @@ class Config:
     held_out_every: int = option(10, "hold out document i of each corpus when i % N == N - 1")
     vocab_size: int = option(4096, "BPE vocabulary size (special tokens and base characters included)")
     min_char_count: int = option(20, "characters seen fewer times in training encode as [UNK]")
+    positional: Literal["absolute", "alibi", "relative"] = option(
+        "absolute", "positions: absolute (a learned table, as BERT and GPT-2), alibi (Press et al. 2022), "
+        "relative (T5's bucketed bias)")
     d_model: int = option(128, "model width")
     num_layers: int = option(4, "transformer layers")
     num_heads: int = option(4, "attention heads")
@@ -315,11 +318,13 @@ def build_model(config: Config, vocab_size: int) -> nnx.Module:
             num_attention_heads=config.num_heads, intermediate_size=config.d_ff,
             hidden_dropout_prob=config.dropout_rate, attention_probs_dropout_prob=config.dropout_rate,
             max_position_embeddings=config.seq_len, type_vocab_size=2, pad_token_id=PAD, scan_layers=True,
+            positional=config.positional,
         ), rngs=rngs)
     return GPTLanguageModel(GPT2Config(
         vocab_size=vocab_size, n_positions=config.seq_len, n_embd=config.d_model, n_layer=config.num_layers,
         n_head=config.num_heads, n_inner=config.d_ff, resid_pdrop=config.dropout_rate,
         embd_pdrop=config.dropout_rate, attn_pdrop=config.dropout_rate, scan_layers=True,
+        positional=config.positional,
     ), rngs=rngs)
 
 

@@ -421,6 +421,9 @@ def to_hf_bert_config(config: Any, architecture: str = "BertModel", *, labels: i
     mapping with its fields) and ``architecture``; ``labels`` sets ``id2label`` / ``label2id``
     for the classification heads. ``BertConfig.from_dict`` of ``transformers`` reads it."""
     _architecture(architecture)
+    if _field(config, "positional", "absolute") != "absolute":
+        raise ValueError(f"config.positional must be 'absolute' for a Hugging Face BERT checkpoint (its "
+                         f"position_embedding_type has no ALiBi or T5 bias); got {_field(config, 'positional')!r}.")
     act = _field(config, "hidden_act", "gelu")
     reverse = {"gelu": "gelu", "relu": "relu", "gelu_tanh": "gelu_new"}
     if act not in reverse:

@@ -41,12 +41,21 @@ from seqjax.transformer import ACTIVATIONS, init_weights
 from seqjax.transformer.init import zero_bias
 
 
+POSITIONAL = ("absolute", "alibi", "relative")
+"""The values of :attr:`BertConfig.positional`."""
+
+
 @dataclasses.dataclass(frozen=True)
 class BertConfig:
     """BERT hyper-parameters (Devlin et al. 2019), named as Hugging Face's ``BertConfig``
     (``hidden_dropout_prob``, ``attention_probs_dropout_prob`` are its dropout rates).
 
-    ``hidden_act`` is the exact GELU; ``layer_norm_eps`` 1e-12; post-LN. ``scan_layers`` stores
+    ``hidden_act`` is the exact GELU; ``layer_norm_eps`` 1e-12; post-LN. ``positional``: how
+    the model knows positions: ``"absolute"`` (BERT's learned table ``E_pos`` added to the
+    embeddings; the only one a Hugging Face checkpoint holds), ``"alibi"`` (no table: head ``n``
+    adds ``-m_n |i - j|`` to the attention logits, Press et al. 2022, as MosaicBERT does, Portes et
+    al. 2023) or ``"relative"`` (no table: T5's learned bucketed bias, Raffel et al. 2020;
+    :mod:`seqjax.transformer.position_bias`). ``scan_layers`` stores
     the layers stacked and scans over them. ``classifier_dropout``: the dropout rate before the
     classification heads (None: ``hidden_dropout_prob``, as Hugging Face). ``pad_token_id``: the
     token-embedding row initialised to zero (None: none).
@@ -67,6 +76,7 @@ class BertConfig:
     pad_token_id: int | None = 0
     scan_layers: bool = False
     classifier_dropout: float | None = None
+    positional: str = "absolute"
 
     @classmethod
     def from_hf(cls, hf_config: Any, *, scan_layers: bool = False) -> "BertConfig":
@@ -140,12 +150,13 @@ class BertModel(_BertPretrained, nnx.Module):
     GELU encoder stack and the pooler ``tanh(W h_[CLS] + b)``::
 
         e = LN(E_tok[ids] + E_pos[0..t-1] + E_seg[token_type_ids]);  h = Encoder(Dropout(e))
+        (E_pos only with positional="absolute"; "alibi" / "relative" bias the attention logits)
         pooled = tanh(h[:, 0] W_pool + b_pool)
 
     Init as BERT: N(0, initializer_range^2) for embeddings and matrices (the ``pad_token_id`` row
     zero), zero biases, unit LayerNorm scales. Dropout as HF BERT: embeddings, attention weights,
     residual branches (not after the FFN activation). Parameter layout: ``embeddings``
-    (``token``, ``position``, ``token_type``, ``norm``), ``encoder``
+    (``token``, ``position`` with absolute positions, ``token_type``, ``norm``), ``encoder``
     (:class:`~seqjax.nn.transformer.TransformerEncoder`), ``pooler`` (``w``, ``b``).
     """
 
@@ -157,6 +168,8 @@ class BertModel(_BertPretrained, nnx.Module):
         _checks.positive_int("max_position_embeddings", c.max_position_embeddings)
         _checks.positive_int("type_vocab_size", c.type_vocab_size)
         _checks.probability("hidden_dropout_prob", c.hidden_dropout_prob)
+        if c.positional not in POSITIONAL:
+            raise ValueError(f"positional must be one of {POSITIONAL}; got {c.positional!r}.")
         self.config = config
         h = c.hidden_size
         token, position, token_type, pool = init_weights(
@@ -165,12 +178,14 @@ class BertModel(_BertPretrained, nnx.Module):
         )
         if c.pad_token_id is not None and 0 <= c.pad_token_id < c.vocab_size:
             token = token.at[c.pad_token_id].set(0.0)
-        self.embeddings = as_params({
-            "token": token, "position": position, "token_type": token_type, "norm": layer_norm_init(h),
-        })
+        embeddings = {"token": token, "position": position, "token_type": token_type, "norm": layer_norm_init(h)}
+        if c.positional != "absolute":  # positions enter the attention logits instead
+            del embeddings["position"]
+        self.embeddings = as_params(embeddings)
         self.encoder = TransformerEncoder(
             c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
-            rngs=rngs, activation=c.hidden_act, norm_first=False, dropout_rate=c.hidden_dropout_prob,
+            rngs=rngs, activation=c.hidden_act, norm_first=False, positional=c.positional,
+            dropout_rate=c.hidden_dropout_prob,
             attention_dropout_rate=c.attention_probs_dropout_prob, activation_dropout_rate=0.0,
             eps=c.layer_norm_eps, scan=c.scan_layers, weight_init=c.initializer_range,
         )
@@ -224,7 +239,9 @@ class BertModel(_BertPretrained, nnx.Module):
                 raise ValueError(f"token_mask must have shape [batch, time] = {(b, t)}; got {tuple(token_mask.shape)}.")
             valid = token_mask.astype(bool)
         emb = values(self.embeddings)
-        x = emb["token"][input_ids] + emb["position"][:t][None] + emb["token_type"][token_type_ids]
+        x = emb["token"][input_ids] + emb["token_type"][token_type_ids]
+        if "position" in emb:
+            x = x + emb["position"][:t][None]
         x = layer_norm(emb["norm"], x, eps=c.layer_norm_eps)
         k_emb, k_enc = split_key(dropout_key, 2)
         x = dropout(x, c.hidden_dropout_prob, k_emb)

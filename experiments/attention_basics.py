@@ -176,7 +176,7 @@ class Config:
         "eval_batch": 200,
         "equivariance_models": 2,
         "permutations": 3,
-        "scaling_dims": (4, 32, 512),
+        "scaling_dims": (4, 512),        # every d_k is two more programs to compile; 512 is the one tested
         "scaling_queries": 32,
         "pe_positions": 256,
         "pe_dim": 32,

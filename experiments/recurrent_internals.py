@@ -95,7 +95,7 @@ class Config:
     QUICK: ClassVar[dict[str, Any]] = {
         "corpus_chars": 20_000, "char_hidden": 32, "char_embed": 16, "char_batch": 8,
         "bptt": 32, "adding_length": 20, "adding_hidden": 16, "adding_batch": 16,
-        "overlay_chars": 160, "gate_chars": 80, "analysis_chars": 800, "test_sequences": 8,
+        "overlay_chars": 48, "gate_chars": 32, "analysis_chars": 800, "test_sequences": 8,  # figures draw one label per char
         "checkpoint_every": 30, "char_steps": 20, "adding_steps": 20,
     }
 

@@ -42,9 +42,10 @@ Example::
     >>> params = encoder_stack_init(jax.random.key(0), 2, 8, 2, 16, final_norm=True)
     >>> params["relative_bias"] = relative_bias_init(jax.random.key(1), spec)
     >>> x = jax.random.normal(jax.random.key(2), (1, 5, 8))
-    >>> cache, y = encoder_stack(spec, params, x[:, :3], cache=init_stack_cache(spec, params, 1, 5))
-    >>> cache, z = encoder_stack(spec, params, x[:, 3:], cache=cache)
-    >>> bool(jnp.allclose(jnp.concatenate([y, z], 1), encoder_stack(spec, params, x), atol=1e-5))
+    >>> stack = jax.jit(encoder_stack, static_argnums=0)  # the spec is static
+    >>> cache, y = stack(spec, params, x[:, :3], cache=init_stack_cache(spec, params, 1, 5))
+    >>> cache, z = stack(spec, params, x[:, 3:], cache=cache)
+    >>> bool(jnp.allclose(jnp.concatenate([y, z], 1), stack(spec, params, x), atol=1e-5))
     True
 """
 

@@ -138,26 +138,27 @@ class Config:
     held_out_every: int = option(10, "hold out document i of each corpus when i % N == N - 1")
     vocab_size: int = option(4096, "BPE vocabulary size (special tokens and base characters included)")
     min_char_count: int = option(20, "characters seen fewer times in training encode as [UNK]")
-    positional: Literal["absolute", "alibi", "relative"] = option(
-        "absolute", "positions: absolute (a learned table, as BERT and GPT-2), alibi (Press et al. 2022), "
-        "relative (T5's bucketed bias)")
+    positional: Literal["auto", "absolute", "alibi", "relative"] = option(
+        "auto", "positions: absolute (a learned table, as BERT and GPT-2), alibi (Press et al. 2022), relative "
+        "(T5's bucketed bias); auto: alibi for bert (its learned table formed no positional head in 3000 "
+        "steps), absolute for gpt")
     d_model: int = option(128, "model width")
     num_layers: int = option(4, "transformer layers")
-    num_heads: int = option(4, "attention heads")
+    num_heads: int = option(8, "attention heads")
     d_ff: int = option(512, "feed-forward width")
     seq_len: int = option(64, "tokens per window (BERT: [CLS] + seq_len - 2 + [SEP])")
     batch_size: int = option(32, "windows per step")
-    train_steps: int = option(600, "optimiser steps")
+    train_steps: int = option(3000, "optimiser steps")
     learning_rate: float = option(1e-3, "peak AdamW learning rate")
-    warmup_steps: int = option(60, "linear warmup steps, then cosine decay to a tenth of the peak")
+    warmup_steps: int = option(300, "linear warmup steps, then cosine decay to a tenth of the peak")
     weight_decay: float = option(0.01, "AdamW weight decay (not on biases or norms)")
     dropout_rate: float = option(0.1, "dropout on embeddings, attention weights and residual branches")
     mask_prob: float = option(0.15, "BERT: the fraction of positions selected for prediction")
-    eval_every: int = option(100, "evaluate on the held-out text every this many steps (and at the end)")
+    eval_every: int = option(250, "evaluate on the held-out text every this many steps (and at the end)")
     max_eval_windows: int | None = option(None, "evaluate on at most N held-out windows (none: all)")
     eval_batch: int = option(64, "held-out windows per evaluation batch")
     seed: int = option(0, "base random seed")
-    checkpoint_every: int = option(100, "save a checkpoint (for --resume) every this many steps")
+    checkpoint_every: int = option(250, "save a checkpoint (for --resume) every this many steps")
     mesh: str | None = option(None, "device mesh DATAxMODEL, e.g. 4x2 (none: every device on the data axis)")
     sharding: Literal["dp", "fsdp", "tp", "fsdp+tp"] = option(
         "dp", "how parameters and optimiser state split over the mesh (seqjax.train.partitioning)")
@@ -310,6 +311,13 @@ def held_out_batches(stream: np.ndarray, config: Config, vocab_size: int) -> lis
 # --- model ------------------------------------------------------------------------------------
 
 
+def positional_of(config: Config) -> str:
+    """``config.positional`` with ``"auto"`` resolved: ALiBi for BERT, GPT-2's learned table for GPT."""
+    if config.positional != "auto":
+        return config.positional
+    return "alibi" if config.model == "bert" else "absolute"
+
+
 def build_model(config: Config, vocab_size: int) -> nnx.Module:
     rngs = nnx.Rngs(config.seed)
     if config.model == "bert":
@@ -318,13 +326,13 @@ def build_model(config: Config, vocab_size: int) -> nnx.Module:
             num_attention_heads=config.num_heads, intermediate_size=config.d_ff,
             hidden_dropout_prob=config.dropout_rate, attention_probs_dropout_prob=config.dropout_rate,
             max_position_embeddings=config.seq_len, type_vocab_size=2, pad_token_id=PAD, scan_layers=True,
-            positional=config.positional,
+            positional=positional_of(config),
         ), rngs=rngs)
     return GPTLanguageModel(GPT2Config(
         vocab_size=vocab_size, n_positions=config.seq_len, n_embd=config.d_model, n_layer=config.num_layers,
         n_head=config.num_heads, n_inner=config.d_ff, resid_pdrop=config.dropout_rate,
         embd_pdrop=config.dropout_rate, attn_pdrop=config.dropout_rate, scan_layers=True,
-        positional=config.positional,
+        positional=positional_of(config),
     ), rngs=rngs)
 
 

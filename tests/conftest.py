@@ -3,15 +3,21 @@
 Most of the suite's time is XLA compiling hundreds of small programs, not running them. Tests check
 values, never speed, so they compile with LLVM's backend optimisations off, which measured 35%
 less CPU time on `tests/nn tests/seq2seq` (59 s -> 39 s), and without LLVM's expensive passes
-(another 3-13% of CPU time on `tests/seq2seq/test_seq2seq_recurrent.py`, 30 s -> 26-29 s user).
-Set XLA_FLAGS yourself to override.
+(another 3-13% of CPU time on `tests/seq2seq/test_seq2seq_recurrent.py`, 30 s -> 26-29 s user),
+and with XLA:CPU's older elemental emitters instead of its MLIR fusion emitters
+(`--xla_cpu_use_fusion_emitters=false`: `tests/transformer` 116-119 s -> 67 s of CPU time, and
+`experiments.attention_basics --quick` 41 s -> 26 s, on a quiet 2-core machine). Subprocesses (the
+experiments' `--quick` runs) inherit the variable. Set XLA_FLAGS yourself to override.
 """
 
 import os
 
 import pytest
 
-os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+os.environ.setdefault(
+    "XLA_FLAGS",
+    "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true --xla_cpu_use_fusion_emitters=false",
+)
 
 _TESTS = os.path.dirname(os.path.abspath(__file__))
 _EXPERIMENTS = os.path.join(_TESTS, "experiments")

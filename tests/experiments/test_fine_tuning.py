@@ -131,7 +131,6 @@ def test_config_refuses_bad_values():
         ft.Config(distill_alpha=1.5)
 
 
-@pytest.mark.slow  # the --quick run pretrains its encoder first: over the default suite's budget
 def test_quick_run_writes_every_output_and_its_numbers_hold_together(quick_run):
     out, summary = quick_run
     for name in ("config.json", "run.json", "metrics.jsonl", "metrics.json", "methods.png", "distillation.png",

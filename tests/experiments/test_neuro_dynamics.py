@@ -122,7 +122,6 @@ def test_cortical_quick_run_and_resume(xla_cache, tmp_path):
     assert again == m
 
 
-@pytest.mark.slow
 def test_quick_run_of_every_part_and_resume(quick_run_dir, xla_cache, tmp_path):
     out = quick_run_dir("neuro_dynamics")
     m = json.loads((out / "metrics.json").read_text())

@@ -139,7 +139,6 @@ def quick_run(quick_run_dir):
     return out, json.loads((out / "metrics.json").read_text())
 
 
-@pytest.mark.slow
 def test_quick_run_writes_every_output(quick_run):
     out, m = quick_run
     for name in ("config.json", "metrics.jsonl", "metrics.json", "accuracy.png", "psychometric.png",

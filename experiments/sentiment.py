@@ -64,6 +64,9 @@ Result (``--vectors`` the embeddings experiment's skip-gram, Wikipedia excerpt +
     missing: encyclopedic and news text is a poor source of sentiment words), and skip-gram's
     neighbourhoods are topical, not polar. The standard errors treat overlapping folds as
     independent and so understate the uncertainty; everything stays within ~0.1 of chance.
+    With the default 3000-step ``pretrain_tiny`` BERT (ALiBi, 8 heads; ``--models
+    bert_scratch,bert_pretrained``, the same 15 folds, 17 min loaded): pretrained 0.627 (0.066)
+    against 0.578 (0.075) from scratch, +0.048 per fold (s.e. 0.021; 10 won, 1 tied, 4 lost).
 
 Run::
 

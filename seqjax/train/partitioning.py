@@ -40,10 +40,11 @@ never split: rules name the trailing dimensions.
 Initialisation happens whole, then :func:`seqjax.train.sharding.shard_tree` places the parts. A
 "sharded init" (``jax.jit`` of the initialiser with the specs as output shardings) would not save
 memory here: :func:`seqjax.primitives.init_weights` draws the matrices of one call (a layer's, the
-embedding tables) from one flat random kernel, which the partitioner cannot split by matrix. Measured on 8 simulated CPU devices
-for a 16.1 MiB GPT (d 256, 4 layers, V 4096) under ``"fsdp"``: each device's outputs are 2.05 MiB,
-but its temporaries 19.3 MiB. A model too big for one accelerator is built on the host (inside
-``jax.default_device(jax.devices("cpu")[0])``) and then placed.
+embedding tables) from one flat random kernel, which the partitioner cannot split by matrix.
+Measured on 8 simulated CPU devices for a 16.1 MiB GPT (d 256, 4 layers, V 4096) under
+``"fsdp"``: each device's outputs are 2.05 MiB, but its temporaries 19.3 MiB. A model too big for
+one accelerator is built on the host (inside ``jax.default_device(jax.devices("cpu")[0])``) and
+then placed.
 
 The optimiser state is sharded like the parameters: :func:`opt_state_specs` gives every leaf of
 an optax state whose path ends with a parameter's path (Adam's ``mu``, ``nu``, momentum) and has

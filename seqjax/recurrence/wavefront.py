@@ -12,8 +12,8 @@ derivative exactly as they are and cut the number of sequential steps:
   *forwards* over inputs with the same ``valid`` mask, so their parameters are stacked on a
   leading axis of 2 and one :func:`jax.vmap` of :func:`seqjax.recurrence.rnn` over it runs them
   in a single scan whose products are batched (``[2, b, h] x [2, h, k h]``). For the plain LSTM
-  and the reset-after GRU this is a ``vmap`` of :func:`seqjax.recurrence.fused_lstm.fused_lstm`
-  / :func:`seqjax.recurrence.fused_gru.fused_gru`, which keeps its derivative rule.
+  this is a ``vmap`` of :func:`seqjax.recurrence.fused_lstm.fused_lstm`, which keeps its
+  derivative rule.
 * **A wavefront over layers** (:func:`wavefront_stack`, as cuDNN schedules a stack). At diagonal
   step ``s = 0, ..., T + L - 2`` layer ``l`` processes time ``t = s - l``: its input, layer
   ``l - 1``'s output at time ``s - l``, was produced at step ``s - 1``. One scan of
@@ -27,7 +27,7 @@ Randomness matches the layered path draw for draw: the dropout between layers us
 that :func:`seqjax.primitives.dropout` would draw from the same keys for the whole ``[b, t, w]``
 output (drawn before the loop, applied to each step's slice), and recurrent dropout uses the same
 per-sequence masks. Gradients are JAX's own derivative of the reordered loop (the wavefront does
-not use the fused derivative rules; the one-loop bidirectional path does).
+not use the fused LSTM derivative rule; the one-loop bidirectional path does).
 """
 
 from __future__ import annotations

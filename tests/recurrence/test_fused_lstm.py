@@ -1,9 +1,8 @@
-"""The fused kernels (seqjax/recurrence/fused_lstm.py, fused_gru.py) against the generic scan.
+"""The fused LSTM path (seqjax/recurrence/fused_lstm.py) against the generic scan.
 
-``rnn`` takes the fused path by default for the plain LSTM cell and the reset-after GRU;
-``fused=False`` forces the generic per-example scan of ``lstm_step`` / ``gru_step``. The two
-must agree in values and in derivatives of every order and mode, with padding, reversal,
-``keep_order`` and an initial carry.
+``rnn`` takes the fused path by default for the plain LSTM cell; ``fused=False`` forces the
+generic per-example scan of ``lstm_step``. The two must agree in values and in derivatives of
+every order and mode, with padding, reversal, ``keep_order`` and an initial carry.
 """
 
 from __future__ import annotations
@@ -17,9 +16,8 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from seqjax.cells import LSTMState, gru, gru_cho, lstm
+from seqjax.cells import LSTMState, lstm
 from seqjax.recurrence import rnn
-from seqjax.recurrence.fused_gru import fused_gru
 from seqjax.recurrence.fused_lstm import fused_lstm
 
 B, T, D, H = 3, 6, 4, 5
@@ -37,27 +35,25 @@ def _ids(opts):
     return "-".join(f"{k}={'L' if k == 'seq_lengths' and v is not None else v}" for k, v in opts.items())
 
 
-CELLS = {"lstm": lstm, "gru": gru}
-
-
-def setup(name="lstm", dtype=jnp.float32):
-    cell = CELLS[name]()
+def setup(dtype=jnp.float32):
+    cell = lstm()
     params = cell.init(jax.random.key(0), D, H)
     params = {k: v + 0.1 * jax.random.normal(jax.random.key(9), v.shape) for k, v in params.items()}
     xs = jax.random.normal(jax.random.key(1), (B, T, D), dtype)
-    h0 = 0.5 * jax.random.normal(jax.random.key(2), (B, H), dtype)
-    carry = LSTMState(h0, 0.5 * jax.random.normal(jax.random.key(3), (B, H), dtype)) if name == "lstm" else h0
+    carry = LSTMState(
+        0.5 * jax.random.normal(jax.random.key(2), (B, H), dtype),
+        0.5 * jax.random.normal(jax.random.key(3), (B, H), dtype),
+    )
     return cell, params, xs, carry
 
 
 def loss_fn(cell, opts, fused):
-    """A scalar touching every output: outputs and every part of the final carry."""
+    """A scalar touching every output: outputs and both parts of the final carry."""
 
     def loss(params, xs, carry):
-        final, ys = rnn(cell, params, xs, initial_carry=carry, return_carry=True, fused=fused, **opts)
+        (h, c), ys = rnn(cell, params, xs, initial_carry=carry, return_carry=True, fused=fused, **opts)
         w = jnp.arange(1, ys.size + 1, dtype=ys.dtype).reshape(ys.shape) / ys.size
-        parts = jax.tree.leaves(final)
-        return jnp.sum(w * jnp.sin(ys)) + jnp.sum(parts[0] ** 2) + sum(jnp.sum(jnp.tanh(c)) for c in parts[1:])
+        return jnp.sum(w * jnp.sin(ys)) + jnp.sum(h * h) + jnp.sum(jnp.tanh(c))
 
     return loss
 
@@ -67,12 +63,10 @@ def uses_fused(cell, params, xs, **kwargs) -> bool:
     return "custom_jvp_call" in str(jaxpr)
 
 
-# The GRU runs every option with an initial carry only (its path without one is the same
-# kernel given zeros); the LSTM runs both.
 @pytest.mark.parametrize("opts", OPTIONS, ids=_ids)
-@pytest.mark.parametrize("name,with_carry", [("lstm", False), ("lstm", True), ("gru", True)])
-def test_values_and_gradients_match_generic_scan(name, opts, with_carry):
-    cell, params, xs, carry = setup(name)
+@pytest.mark.parametrize("with_carry", [False, True])
+def test_values_and_gradients_match_generic_scan(opts, with_carry):
+    cell, params, xs, carry = setup()
     carry = carry if with_carry else None
     argnums = (0, 1, 2) if with_carry else (0, 1)
 
@@ -95,9 +89,8 @@ def test_values_and_gradients_match_generic_scan(name, opts, with_carry):
 # Reversal and keep_order only flip the inputs and outputs around the fused kernel (every
 # combination is checked to first order above); the second-order rules see a mask or none.
 @pytest.mark.parametrize("opts", OPTIONS[:2] + [pytest.param(OPTIONS[-1], marks=pytest.mark.slow)], ids=_ids)
-@pytest.mark.parametrize("name", CELLS)
-def test_forward_mode_and_second_order_match_generic_scan(name, opts):
-    cell, params, xs, carry = setup(name)
+def test_forward_mode_and_second_order_match_generic_scan(opts):
+    cell, params, xs, carry = setup()
     tangents = jax.tree.map(lambda a: jax.random.normal(jax.random.key(5), a.shape, a.dtype), (params, xs, carry))
 
     @jax.jit  # one compiled program instead of an op-by-op dispatch of every derivative's scans
@@ -118,9 +111,8 @@ def test_forward_mode_and_second_order_match_generic_scan(name, opts):
     chex.assert_trees_all_close(results[True], results[False], atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", CELLS)
-def test_jacfwd_equals_jacrev_on_the_outputs(name):
-    cell, params, xs, _ = setup(name)
+def test_jacfwd_equals_jacrev_on_the_outputs():
+    cell, params, xs, _ = setup()
     f = lambda x: rnn(cell, params, x, seq_lengths=LENGTHS)
     chex.assert_trees_all_close(jax.jacfwd(f)(xs), jax.jacrev(f)(xs), **TOL)
 
@@ -135,12 +127,9 @@ def test_check_grads_float64():
         valid = jnp.asarray(np.arange(t)[:, None] < np.array([4, 2])[None, :])
         for mask in (None, valid):
             check_grads(lambda *a: fused_lstm(*a, mask), args, order=2, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
-        args = [rng.normal(size=s) * 0.5 for s in [(d, 3 * h), (h, 3 * h), (3 * h,), (h,), (t, b, d), (b, h)]]
-        for mask in (None, valid):
-            check_grads(lambda *a: fused_gru(*a, mask), args, order=2, modes=("fwd", "rev"), atol=1e-6, rtol=1e-6)
 
 
-def test_only_the_plain_lstm_and_the_reset_after_gru_are_fused():
+def test_only_the_plain_lstm_is_fused():
     cell, params, xs, _ = setup()
     assert uses_fused(cell, params, xs)
     assert not uses_fused(cell, params, xs, fused=False)
@@ -151,16 +140,10 @@ def test_only_the_plain_lstm_and_the_reset_after_gru_are_fused():
     assert not uses_fused(cell, params, xs, recurrent_dropout_rate=0.5, dropout_key=jax.random.key(0))
     # A rate of zero (or no key) means no dropout: still the plain LSTM.
     assert uses_fused(cell, params, xs, recurrent_dropout_rate=0.0, dropout_key=jax.random.key(0))
-    cell, params, xs, _ = setup("gru")
-    assert uses_fused(cell, params, xs)
-    assert not uses_fused(cell, params, xs, fused=False)
-    assert not uses_fused(cell, params, xs, recurrent_dropout_rate=0.5, dropout_key=jax.random.key(0))
-    assert not uses_fused(gru_cho(), gru_cho().init(jax.random.key(0), D, H), xs)  # reset before: no kernel
 
 
-@pytest.mark.parametrize("name", CELLS)
-def test_bfloat16_matches_generic_scan(name):
-    cell, params, xs, _ = setup(name, jnp.bfloat16)
+def test_bfloat16_matches_generic_scan():
+    cell, params, xs, _ = setup(jnp.bfloat16)
     out = rnn(cell, params, xs, seq_lengths=LENGTHS)
     ref = rnn(cell, params, xs, seq_lengths=LENGTHS, fused=False)
     assert out.dtype == ref.dtype == jnp.bfloat16
@@ -169,21 +152,18 @@ def test_bfloat16_matches_generic_scan(name):
     chex.assert_trees_all_close(g(True), g(False), atol=5e-2, rtol=5e-2)
 
 
-@pytest.mark.parametrize("name", CELLS)
-def test_under_jit_and_vmap_over_parameter_sets(name):
-    cell, params, xs, _ = setup(name)
+def test_under_jit_and_vmap_over_parameter_sets():
+    cell, params, xs, _ = setup()
     stacked = jax.tree.map(lambda a: jnp.stack([a, 0.5 * a]), params)
     f = lambda fused: jax.jit(jax.vmap(jax.grad(lambda p: jnp.sum(rnn(cell, p, xs, seq_lengths=LENGTHS, fused=fused) ** 2))))(stacked)
     chex.assert_trees_all_close(f(True), f(False), **TOL)
 
 
-@pytest.mark.parametrize("name", CELLS)
-def test_empty_time_axis(name):
-    cell, params, _, carry = setup(name)
+def test_empty_time_axis():
+    cell, params, _, carry = setup()
     xs = jnp.zeros((B, 0, D))
     out_carry, ys = rnn(cell, params, xs, initial_carry=carry, return_carry=True)
     chex.assert_shape(ys, (B, 0, H))
     chex.assert_trees_all_equal(out_carry, carry)
-    first = lambda c: jax.tree.leaves(c)[0]
-    grads = jax.grad(lambda p, c: jnp.sum(first(rnn(cell, p, xs, initial_carry=c, return_carry=True)[0])), (0, 1))(params, carry)
+    grads = jax.grad(lambda p, c: jnp.sum(rnn(cell, p, xs, initial_carry=c, return_carry=True)[0].h), (0, 1))(params, carry)
     chex.assert_trees_all_equal(grads[0], jax.tree.map(jnp.zeros_like, params))

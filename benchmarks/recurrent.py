@@ -1,5 +1,6 @@
-"""Forward+backward time of one LSTM layer (seqjax vs Flax NNX vs PyTorch ``nn.LSTM``), and of
-2-layer and 2-layer bidirectional LSTM and GRU stacks (seqjax's schedules vs PyTorch).
+"""Forward+backward time of one LSTM layer (seqjax vs Flax NNX vs PyTorch ``nn.LSTM``), of one GRU
+layer (seqjax vs Flax NNX ``GRUCell`` vs ``nn.GRU``), and of 2-layer and 2-layer bidirectional LSTM
+and GRU stacks (seqjax's schedules vs PyTorch).
 
     python -m benchmarks.recurrent                      # both configs, 3 alternating rounds
     python -m benchmarks.recurrent --rounds 5 --out runs/benchmarks/recurrent.json
@@ -7,6 +8,12 @@
     python -m benchmarks.recurrent --quick              # tiny sizes, 2 rounds (used by the tests)
     python -m benchmarks.recurrent --suite stacked      # the 8 stack configs (--configs to pick)
     python -m benchmarks.recurrent --suite stacked --quick
+    python -m benchmarks.recurrent --suite gru          # one GRU layer (3 configs)
+
+Suite ``gru``: one reset-after GRU layer, ``rnn(gru(), params, xs)`` (the generic scan, JAX's
+own derivative) against ``nnx.RNN(nnx.GRUCell(d, h))`` and ``torch.nn.GRU(d, h, batch_first=True)``,
+at the two LSTM sizes and at the size of the ``long_range`` paper preset's adding problem at
+``T = 1000`` (B64 I2 H128).
 
 Suite ``stacked``: ``seqjax.recurrence.stacked(cell, layers, xs, schedule=...)`` against
 ``torch.nn.LSTM`` / ``torch.nn.GRU(d, h, num_layers=2, bidirectional=..., batch_first=True)``,
@@ -119,8 +126,38 @@ STACKED_CONFIGS = tuple(
     for bidir in (True, False)
 )
 STACKED_QUICK_CONFIGS = (stacked_config("lstm", True, 2, 5, 3, 4), stacked_config("gru", False, 2, 5, 3, 4))
+
+GRU_CONTENDERS = (
+    harness.Contender("seqjax", "seqjax", "jax",
+                      "`seqjax.recurrence.rnn(gru(), params, xs)`: `vmap` of a `lax.scan` of the cell, "
+                      "autodiff, `jax.jit`"),
+    harness.Contender("flax_gru", "Flax NNX `GRUCell`", "jax",
+                      "`flax.nnx.RNN(nnx.GRUCell(d, h))`, split/merge in a pure loss, `jax.jit`"),
+    harness.Contender("torch", "PyTorch `nn.GRU`", "torch",
+                      "`torch.nn.GRU(d, h, batch_first=True)`, eager, default threads"),
+)
+
+GRU_BENCHMARK = harness.Benchmark(
+    name="recurrent",
+    module="benchmarks.recurrent",
+    what="Forward+backward of one GRU layer (reset after the recurrent product, PyTorch's form): the "
+    "gradient of `mean(ys ** 2)` with respect to the parameters and the inputs `xs` `[b, t, d]`, "
+    "float32, zero initial state.",
+    subject="seqjax",
+    contenders=GRU_CONTENDERS,
+)
+
+
+def gru_config(batch: int, length: int, inputs: int, hidden: int) -> harness.Config:
+    return harness.Config(f"GRU B{batch} T{length} I{inputs} H{hidden}",
+                          {"batch": batch, "length": length, "inputs": inputs, "hidden": hidden, "cell": "gru"})
+
+
+GRU_CONFIGS = (gru_config(32, 128, 64, 256), gru_config(64, 512, 512, 512), gru_config(64, 1000, 2, 128))
+GRU_QUICK_CONFIGS = (gru_config(2, 5, 3, 4),)
 SUITES = {"single": (BENCHMARK, CONFIGS, QUICK_CONFIGS),
-          "stacked": (STACKED_BENCHMARK, STACKED_CONFIGS, STACKED_QUICK_CONFIGS)}
+          "stacked": (STACKED_BENCHMARK, STACKED_CONFIGS, STACKED_QUICK_CONFIGS),
+          "gru": (GRU_BENCHMARK, GRU_CONFIGS, GRU_QUICK_CONFIGS)}
 
 
 # --- builders: each runs in its contender's own process --------------------------------------
@@ -144,10 +181,10 @@ def _loss(ys):
 def _build_seqjax(p: dict, *, fused: bool) -> timing.Step:
     import jax
 
-    from seqjax.cells import lstm
+    from seqjax.cells import gru, lstm
     from seqjax.recurrence import rnn
 
-    cell = lstm()
+    cell = {"lstm": lstm, "gru": gru}[p.get("cell", "lstm")]()
     params = jax.jit(lambda key: cell.init(key, p["inputs"], p["hidden"]))(jax.random.key(0))
     grad = jax.grad(lambda params, xs: _loss(rnn(cell, params, xs, fused=fused)), argnums=(0, 1))
     return timing.jax_step(grad, params, _inputs(p))
@@ -161,9 +198,11 @@ def _build_flax(p: dict, cell_name: str) -> timing.Step:
     cell = getattr(nnx, cell_name)(p["inputs"], p["hidden"], rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(nnx.RNN(cell, rngs=False), nnx.Param)
     zeros = jnp.zeros((p["batch"], p["hidden"]))
+    # Flax's LSTM carry is (c, h), its GRU carry h; passing it keeps RNG streams out of the model
+    carry = zeros if cell_name == "GRUCell" else (zeros, zeros)
 
-    def loss(params, xs):  # Flax's carry is (c, h); passing it keeps RNG streams out of the model
-        return _loss(nnx.merge(graphdef, params)(xs, initial_carry=(zeros, zeros)))
+    def loss(params, xs):
+        return _loss(nnx.merge(graphdef, params)(xs, initial_carry=carry))
 
     return timing.jax_step(jax.grad(loss, argnums=(0, 1)), params, _inputs(p))
 
@@ -172,7 +211,8 @@ def _build_torch(p: dict) -> timing.Step:
     import torch
 
     torch.manual_seed(0)
-    return _torch_step(torch.nn.LSTM(p["inputs"], p["hidden"], batch_first=True), p)
+    module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[p.get("cell", "lstm")]
+    return _torch_step(module(p["inputs"], p["hidden"], batch_first=True), p)
 
 
 def _torch_step(layer, p: dict) -> timing.Step:
@@ -216,7 +256,8 @@ def _build_torch_stacked(p: dict) -> timing.Step:
 
 def build(contender: str, params: dict) -> timing.Step:
     """The prepared forward+backward step of ``contender`` on the config ``params`` (a stack
-    config, with ``"layers"``, selects the stacked suite's contenders)."""
+    config, with ``"layers"``, selects the stacked suite's contenders; a config with
+    ``"cell": "gru"`` the GRU suite's)."""
     if "layers" in params:
         if contender == "torch":
             return _build_torch_stacked(params)
@@ -224,6 +265,14 @@ def build(contender: str, params: dict) -> timing.Step:
         if contender in schedules:
             return _build_seqjax_stacked(params, schedules[contender])
         raise ValueError(f"contender must be one of {[c.name for c in STACKED_CONTENDERS]}; got {contender!r}.")
+    if params.get("cell") == "gru":
+        if contender == "seqjax":
+            return _build_seqjax(params, fused=True)
+        if contender == "flax_gru":
+            return _build_flax(params, "GRUCell")
+        if contender == "torch":
+            return _build_torch(params)
+        raise ValueError(f"contender must be one of {[c.name for c in GRU_CONTENDERS]}; got {contender!r}.")
     if contender == "seqjax":
         return _build_seqjax(params, fused=True)
     if contender == "seqjax_scan":
@@ -248,7 +297,7 @@ def main(argv: list[str] | None = None) -> dict:
     p = harness.parser(benchmark, __doc__)
     p.add_argument("--suite", choices=tuple(SUITES), default="single",
                    help="single: one LSTM layer (default); stacked: 2-layer and 2-layer bidirectional "
-                   "LSTM and GRU stacks, seqjax's schedules against PyTorch")
+                   "LSTM and GRU stacks, seqjax's schedules against PyTorch; gru: one GRU layer")
     p.add_argument("--configs", type=int, nargs="+", choices=range(len(all_configs)), default=None,
                    help="indices of the configs of the suite to run: "
                    + ", ".join(f"{i} = {c.name}" for i, c in enumerate(all_configs)))

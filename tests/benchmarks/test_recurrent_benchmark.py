@@ -65,3 +65,12 @@ def test_bad_options_are_refused(tmp_path, capsys):
     assert "--out must be the path of the JSON file" in capsys.readouterr().err
     with pytest.raises(ValueError, match="contender must be one of"):
         recurrent.build("keras", {})
+
+
+@pytest.mark.parametrize("name", [c.name for c in recurrent.GRU_CONTENDERS])
+def test_every_gru_contender_builds_and_gives_finite_gradients(name):
+    step = recurrent.build(name, recurrent.GRU_QUICK_CONFIGS[0].params)
+    assert step.framework == recurrent.GRU_BENCHMARK.contender(name).framework
+    assert step.finite(step.sync(step.run()))
+    with pytest.raises(ValueError, match="contender must be one of"):
+        recurrent.build("flax_opt", recurrent.GRU_QUICK_CONFIGS[0].params)

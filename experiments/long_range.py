@@ -126,7 +126,9 @@ task and lag), ``metrics.json`` (the table: per task, model and lag the final te
 baseline, solved or not and steps trained (with early stopping also ``steps_to_solve``); the
 longest lag solved per model; wall and compile times under ``timings``), ``long_range.png``
 (test metric against lag, one line per model, baselines drawn), ``training_curves.png``
-(training loss and test metric against step) and ``checkpoints/``.
+(training loss and test metric against step), with ``early_stop`` ``steps_to_solve.png`` (the
+steps each model took to solve each length, the runs that failed drawn at the budget) and
+``checkpoints/``.
 """
 
 from __future__ import annotations
@@ -742,6 +744,8 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     summary["timings"] = {"runtime_s": round(runtime_s, 1), "sessions": sessions, "runs": timings}
     run_dir.save_figure(plot_results(summary["results"], config), "long_range")
     run_dir.save_figure(plot_curves(curves, config), "training_curves")
+    if config.early_stop:
+        run_dir.save_figure(plot_steps_to_solve(summary["results"], config), "steps_to_solve")
     return summary
 
 
@@ -773,10 +777,12 @@ def collect(finished: list, runs: list, skipped: dict, config: Config) -> tuple[
     return summary, curves, timings
 
 
-def progress_report(path: str | Path) -> str:
+def progress_report(path: str | Path, figures: str | Path | None = None) -> str:
     """The tables of a run still going (or stopped), from its latest checkpoint: the finished
     runs as :func:`format_table` prints them, then the run in progress and its latest test
     metric. Reads a copy of the checkpoint's metadata (the live run's directory is not touched).
+    ``figures``: a directory (made if missing) to which the finished runs' ``long_range.png``
+    and, with ``early_stop``, ``steps_to_solve.png`` are also written.
 
     Example (the paper run, from a shell)::
 
@@ -801,6 +807,12 @@ def progress_report(path: str | Path) -> str:
     runs, skipped = plan(config)
     summary, _, timings = collect(sweep["finished"], runs, skipped, config)
     summary["timings"] = {"runs": timings}
+    if figures is not None:
+        figures = Path(figures)
+        figures.mkdir(parents=True, exist_ok=True)
+        plot_results(summary["results"], config).savefig(figures / "long_range.png", dpi=120, bbox_inches="tight")
+        if config.early_stop:
+            plot_steps_to_solve(summary["results"], config).savefig(figures / "steps_to_solve.png", dpi=120, bbox_inches="tight")
     lines = [f"{len(sweep['finished'])} of {len(runs)} runs finished (checkpoint at sweep step "
              f"{steps[-1]}, {extra['elapsed_s'] / 3600:.2f} h of work, {extra['sessions']} session(s))",
              format_table(summary)]
@@ -982,6 +994,41 @@ def plot_results(results: dict, config: Config) -> Figure:
         "the same budget, hyperparameters and data for every model",
         fontsize=10,
     )
+    return fig
+
+
+def plot_steps_to_solve(results: dict, config: Config) -> Figure:
+    """With ``early_stop``: the Adam steps each model took to solve each length (filled markers,
+    joined), a run that failed drawn as an open marker at the steps it trained (the budget); the
+    lengths a failure skipped are left out."""
+    tasks = [t for t in TASKS if t in results]
+    fig = Figure(figsize=(4.4 * len(tasks) + 1.8, 4.0), layout="constrained")
+    # One step axis for both tasks: a panel whose runs all took 16000-20000 steps would
+    # otherwise span less than a decade of the log scale and show no tick labels.
+    axes = fig.subplots(1, len(tasks), squeeze=False, sharey=True)[0]
+    for ax, task in zip(axes, tasks):
+        for model in config.models:
+            runs = sorted((int(lag), r) for lag, r in results[task][model].items())
+            solved = [(lag, r["steps_to_solve"]) for lag, r in runs if r["solved"]]
+            failed = [(lag, r["steps"]) for lag, r in runs if not r["solved"]]
+            if solved:
+                ax.plot(*zip(*solved), "o-", color=COLORS[model], lw=1.8, label=TITLES[model])
+            if failed:
+                ax.plot(*zip(*failed), "o", mfc="none", mew=1.6, ms=8, color=COLORS[model],
+                        label=None if solved else TITLES[model])
+        ax.axhline(config.steps, color="grey", ls=":", lw=1.2,
+                   label=f"budget: {config.steps} steps (open: not solved)")
+        ax.set_yscale("log")
+        criterion = (f"test MSE < {config.adding_solved_mse:g}" if task == "adding"
+                     else f"recall >= {config.copy_solved_accuracy:g}")
+        ax.set_title(f"{'Adding problem' if task == 'adding' else 'Copy memory'}: steps to {criterion}",
+                     fontsize=10)
+        _lag_axis(ax, list(config.lags(task)), "sequence length T" if task == "adding" else "lag L")
+    axes[0].set_ylabel("Adam steps to solve")
+    _legends(fig, axes)
+    fig.suptitle(f"Steps to solve (test every {config.eval_every} steps on {config.eval_batch} "
+                 f"held-out sequences; batch {config.batch_size}, lr {config.learning_rate:g}, "
+                 f"hidden {config.hidden})", fontsize=10)
     return fig
 
 

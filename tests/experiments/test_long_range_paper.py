@@ -9,6 +9,7 @@ import json
 import math
 
 import jax
+import matplotlib.colors
 import numpy as np
 import pytest
 
@@ -134,7 +135,7 @@ def straight(tmp_path_factory):
     return run, lr.run(TINY, run)
 
 
-def test_early_stop_at_the_first_solved_evaluation(straight):
+def test_early_stop_at_the_first_solved_evaluation(straight, tmp_path):
     run, summary = straight
     records = _records(run)
     adding = summary["results"]["adding"]["lstm"]
@@ -163,10 +164,12 @@ def test_early_stop_at_the_first_solved_evaluation(straight):
     table = lr.format_table(summary | {"timings": summary["timings"]})
     assert "skipped: failed at 4" in table and "longest T solved" in table
     assert f"{max(solved_adding)} ({adding[str(max(solved_adding))]['steps_to_solve']} steps)" in table
-    for name in ("long_range.png", "training_curves.png"):
+    for name in ("long_range.png", "training_curves.png", "steps_to_solve.png"):
         assert (run.path / name).read_bytes()[:4] == b"\x89PNG"
     # The report from the final checkpoint has the same tables (the wall times aside).
-    report = lr.progress_report(run.path)
+    report = lr.progress_report(run.path, figures=tmp_path / "figures")
+    for name in ("long_range.png", "steps_to_solve.png"):
+        assert (tmp_path / "figures" / name).read_bytes()[:4] == b"\x89PNG"
     assert report.startswith("3 of 3 runs finished") and "in progress" not in report
     assert table in report  # the same finished records, wall times included
     with pytest.raises(ValueError, match="no whole checkpoint"):
@@ -205,3 +208,31 @@ def test_a_run_killed_at_its_early_stop_resumes_to_the_same_results(straight, tm
     assert resumed["timings"]["sessions"] == 2
     assert _without_timings(resumed) == _without_timings(summary)
     assert _records(killed) == _records(run)
+
+
+def test_steps_to_solve_figure_draws_solved_runs_at_their_step_and_failures_at_the_budget():
+    c = dataclasses.replace(TINY, models=("lstm", "gru"), adding_lengths=(6, 12, 24), copy_lags=(4, 8))
+    run = lambda solved, steps: {"solved": solved, "steps": steps, "steps_to_solve": steps if solved else None}
+    results = {
+        "adding": {"lstm": {"6": run(True, 9), "12": run(True, 15), "24": run(False, 24)},
+                   "gru": {"6": run(False, 24)}},  # 12 and 24 skipped after the failure
+        "copy": {"lstm": {"4": run(True, 21), "8": run(True, 24)}, "gru": {}},
+    }
+    fig = lr.plot_steps_to_solve(results, c)
+    adding, copy = fig.axes[:2]
+    colour = {m: matplotlib.colors.to_hex(lr.COLORS[m]) for m in c.models}
+
+    def points(ax, model, filled):
+        """The (lag, steps) drawn for ``model`` with filled or open markers."""
+        out = []
+        for line in ax.get_lines():
+            if matplotlib.colors.to_hex(line.get_color()) == colour[model] and (line.get_markerfacecolor() != "none") == filled:
+                out += list(zip(map(int, line.get_xdata()), map(int, line.get_ydata())))
+        return sorted(out)
+
+    assert points(adding, "lstm", True) == [(6, 9), (12, 15)] and points(adding, "lstm", False) == [(24, 24)]
+    assert points(adding, "gru", True) == [] and points(adding, "gru", False) == [(6, 24)]  # 12, 24 skipped
+    assert points(copy, "lstm", True) == [(4, 21), (8, 24)] and points(copy, "gru", True) == points(copy, "gru", False) == []
+    # the budget line on both panels; one legend entry per model
+    assert all(any(list(line.get_ydata()) == [c.steps, c.steps] for line in ax.get_lines()) for ax in (adding, copy))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["LSTM", "GRU"]

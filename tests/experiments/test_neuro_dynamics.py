@@ -105,8 +105,8 @@ def check_cortical(m: dict) -> None:
 
 
 def test_cortical_quick_run_and_resume(xla_cache, tmp_path):
-    """The untrained part alone (``--parts cortical``), in the default suite: the trained parts'
-    --quick run is heavier and runs in the slow tests below."""
+    """The untrained part alone (``--parts cortical``): the only check that ``--parts`` leaves
+    the other parts out (the full --quick run below covers every part)."""
     out = tmp_path / "run"
     cache = xla_cache("neuro_dynamics_cortical")
     procs.run("neuro_dynamics", ["--quick", "--parts", "cortical", "--out", str(out)], cache_dir=cache, log=tmp_path / "q.log")

@@ -742,11 +742,17 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     summary, curves, timings = collect(sweep["finished"], runs, skipped, config)
     summary["environment"] = environment()
     summary["timings"] = {"runtime_s": round(runtime_s, 1), "sessions": sessions, "runs": timings}
-    run_dir.save_figure(plot_results(summary["results"], config), "long_range")
+    save_result_figures(run_dir, summary["results"], config)
     run_dir.save_figure(plot_curves(curves, config), "training_curves")
-    if config.early_stop:
-        run_dir.save_figure(plot_steps_to_solve(summary["results"], config), "steps_to_solve")
     return summary
+
+
+def save_result_figures(run_dir: RunDir, results: dict, config: Config) -> None:
+    """``long_range.png`` and, with ``early_stop``, ``steps_to_solve.png`` of these results (a
+    finished run's, or the finished part of a run still going) into ``run_dir``."""
+    run_dir.save_figure(plot_results(results, config), "long_range")
+    if config.early_stop:
+        run_dir.save_figure(plot_steps_to_solve(results, config), "steps_to_solve")
 
 
 def collect(finished: list, runs: list, skipped: dict, config: Config) -> tuple[dict, dict, dict]:
@@ -808,11 +814,8 @@ def progress_report(path: str | Path, figures: str | Path | None = None) -> str:
     summary, _, timings = collect(sweep["finished"], runs, skipped, config)
     summary["timings"] = {"runs": timings}
     if figures is not None:
-        figures = Path(figures)
-        figures.mkdir(parents=True, exist_ok=True)
-        plot_results(summary["results"], config).savefig(figures / "long_range.png", dpi=120, bbox_inches="tight")
-        if config.early_stop:
-            plot_steps_to_solve(summary["results"], config).savefig(figures / "steps_to_solve.png", dpi=120, bbox_inches="tight")
+        Path(figures).mkdir(parents=True, exist_ok=True)
+        save_result_figures(RunDir(Path(figures)), summary["results"], config)
     lines = [f"{len(sweep['finished'])} of {len(runs)} runs finished (checkpoint at sweep step "
              f"{steps[-1]}, {extra['elapsed_s'] / 3600:.2f} h of work, {extra['sessions']} session(s))",
              format_table(summary)]
